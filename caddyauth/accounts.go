@@ -1,0 +1,356 @@
+package caddyauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// Limits of the free-text fields, which become header values upstream.
+const (
+	MaxFullNameLength = 255 // characters
+	MaxRoleLength     = 64  // characters
+	MaxRoles          = 64
+)
+
+// ValidateFullName refuses names too long or with control characters: the
+// name is sent upstream in Remote-Name, and a CR or LF there would let a
+// user forge headers. The refusal is a *FieldError for field.
+func ValidateFullName(field, name string) error {
+	if utf8.RuneCountInString(name) > MaxFullNameLength {
+		return &FieldError{Field: field, Type: "string_too_long",
+			Msg: fmt.Sprintf("String should have at most %d characters", MaxFullNameLength), Input: name,
+			Ctx: map[string]any{"max_length": MaxFullNameLength}}
+	}
+	if !utf8.ValidString(name) || containsControl(name) {
+		return &FieldError{Field: field, Type: "value_error",
+			Msg: "Value error, must not contain control characters", Input: name}
+	}
+	return nil
+}
+
+// ValidateRoles checks a list of role names: each 1 to MaxRoleLength
+// letters, digits or . _ : -, so that joined with commas in
+// Remote-Groups they stay one unambiguous list.
+func ValidateRoles(field string, roles []string) error {
+	if len(roles) > MaxRoles {
+		return &FieldError{Field: field, Type: "too_long",
+			Msg: fmt.Sprintf("List should have at most %d items", MaxRoles), Input: roles}
+	}
+	for _, r := range roles {
+		if !ValidRole(r) {
+			return &FieldError{Field: field, Type: "value_error",
+				Msg: "Value error, a role is 1 to 64 letters, digits or . _ : -", Input: roles}
+		}
+	}
+	return nil
+}
+
+// ValidRole reports whether r is an acceptable role name.
+func ValidRole(r string) bool {
+	if r == "" || len(r) > MaxRoleLength {
+		return false
+	}
+	for _, c := range r {
+		if !isAlnum(c) && c != '.' && c != '_' && c != ':' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func containsControl(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// NewUser is an account to create.
+type NewUser struct {
+	Email       string
+	Password    string
+	FullName    string
+	IsActive    bool
+	IsSuperuser bool
+	IsVerified  bool
+	Roles       []string
+}
+
+// Register creates an account through the public API: active, not a
+// superuser, not verified, no roles, whatever the request said. It
+// checks the password policy before the email's availability (as
+// fastapi-users does), and hashes before the insert so that a taken email
+// costs the same time as a free one.
+func (s *Service) Register(ctx context.Context, email, password, fullName string) (*store.User, error) {
+	if s.registrationClosed {
+		return nil, ErrRegistrationClosed
+	}
+	u, err := s.CreateUser(ctx, NewUser{Email: email, Password: password, FullName: fullName, IsActive: true})
+	if errors.Is(err, ErrEmailTaken) {
+		return nil, ErrUserExists
+	}
+	return u, err
+}
+
+// CreateUser creates an account with the given attributes (the CLI and
+// Register use it). The password must satisfy the policy; ErrEmailTaken
+// when the email is in use.
+func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*store.User, error) {
+	email, err := NormalizeEmail(nu.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateFullName("full_name", nu.FullName); err != nil {
+		return nil, err
+	}
+	if err := ValidateRoles("roles", nu.Roles); err != nil {
+		return nil, err
+	}
+	if err := s.policy.Check(nu.Password, email); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, nu.Password)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewRandomFromReader(s.rand)
+	if err != nil {
+		return nil, fmt.Errorf("making user id: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	u := &store.User{
+		ID:             id.String(),
+		Email:          email,
+		HashedPassword: hash,
+		IsActive:       nu.IsActive,
+		IsSuperuser:    nu.IsSuperuser,
+		IsVerified:     nu.IsVerified,
+		FullName:       nu.FullName,
+		Roles:          normalizeRoles(nu.Roles),
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, ErrEmailTaken
+		}
+		return nil, fmt.Errorf("storing user: %w", err)
+	}
+	return u, nil
+}
+
+// normalizeRoles removes duplicates, keeping the first occurrence's order.
+func normalizeRoles(roles []string) []string {
+	out := make([]string, 0, len(roles))
+	for _, r := range roles {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// User returns the user with that id; ErrNotFound if none.
+func (s *Service) User(ctx context.Context, id string) (*store.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, storeErr("looking up user", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with that email, ignoring case.
+func (s *Service) UserByEmail(ctx context.Context, email string) (*store.User, error) {
+	u, err := s.store.UserByEmail(ctx, email)
+	if err != nil {
+		return nil, storeErr("looking up user", err)
+	}
+	return u, nil
+}
+
+// Users lists every account.
+func (s *Service) Users(ctx context.Context) ([]store.User, error) {
+	users, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return users, nil
+}
+
+// UserPatch is a partial update; nil fields are left as they are.
+type UserPatch struct {
+	Password        *string
+	Email           *string // already normalised by NormalizeEmail
+	FullName        *string
+	IsActive        *bool
+	IsSuperuser     *bool
+	IsVerified      *bool
+	Roles           *[]string
+	CurrentPassword *string // PATCH /users/me only
+}
+
+// UpdateSelf applies a user's change to their own account (PATCH
+// /users/me). Privileged fields are ignored. With require_current_password
+// on, changing the password or the email needs the current password: a
+// stolen session alone must not be enough to take the account over.
+// A password change ends the user's other sessions, keeping p's.
+func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch) (*store.User, error) {
+	u, err := s.User(ctx, p.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	patch.IsActive, patch.IsSuperuser, patch.IsVerified, patch.Roles = nil, nil, nil, nil
+	changesSecret := patch.Password != nil || patch.Email != nil && *patch.Email != u.Email
+	if s.requireCurrentPassword && changesSecret {
+		if patch.CurrentPassword == nil {
+			return nil, &FieldError{Field: "current_password", Type: "missing", Msg: "Field required"}
+		}
+		ok, _, err := s.hasher.Verify(ctx, *patch.CurrentPassword, u.HashedPassword)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, &PasswordError{Reason: "Current password is incorrect"}
+		}
+	}
+	return s.update(ctx, u, patch, p.SessionID)
+}
+
+// UpdateUser applies a privileged change (PATCH /users/{id}, the CLI):
+// every field may be set. keepSession is the session making the change,
+// kept when the change would end the user's sessions ("" keeps none).
+func (s *Service) UpdateUser(ctx context.Context, id string, patch UserPatch, keepSession string) (*store.User, error) {
+	u, err := s.User(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.update(ctx, u, patch, keepSession)
+}
+
+// update applies patch in fastapi-users' field order (password, email,
+// is_active, is_superuser, is_verified), so that with several faults the
+// same one is reported.
+func (s *Service) update(ctx context.Context, old *store.User, patch UserPatch, keepSession string) (*store.User, error) {
+	u := *old
+	u.Roles = slices.Clone(old.Roles)
+	if patch.Email != nil {
+		email, err := NormalizeEmail(*patch.Email)
+		if err != nil {
+			return nil, err
+		}
+		patch.Email = &email
+	}
+	if patch.FullName != nil {
+		if err := ValidateFullName("full_name", *patch.FullName); err != nil {
+			return nil, err
+		}
+	}
+	if patch.Roles != nil {
+		if err := ValidateRoles("roles", *patch.Roles); err != nil {
+			return nil, err
+		}
+	}
+	if patch.Password != nil {
+		email := u.Email
+		if patch.Email != nil {
+			email = *patch.Email
+		}
+		if err := s.policy.Check(*patch.Password, email); err != nil {
+			return nil, err
+		}
+		hash, err := s.hasher.Hash(ctx, *patch.Password)
+		if err != nil {
+			return nil, err
+		}
+		u.HashedPassword = hash
+	}
+	if patch.Email != nil && *patch.Email != u.Email {
+		// A new address has not been verified by anyone.
+		u.Email = *patch.Email
+		u.IsVerified = false
+	}
+	if patch.IsActive != nil {
+		u.IsActive = *patch.IsActive
+	}
+	if patch.IsSuperuser != nil {
+		u.IsSuperuser = *patch.IsSuperuser
+	}
+	if patch.IsVerified != nil {
+		u.IsVerified = *patch.IsVerified
+	}
+	if patch.FullName != nil {
+		u.FullName = *patch.FullName
+	}
+	if patch.Roles != nil {
+		u.Roles = normalizeRoles(*patch.Roles)
+	}
+	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+	if err := s.store.UpdateUser(ctx, &u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, ErrEmailTaken
+		}
+		return nil, storeErr("storing user", err)
+	}
+	// Cached principals carry the old attributes: forget them all.
+	s.cache.dropUser(u.ID)
+	switch {
+	case !u.IsActive:
+		// Deactivation ends every session, the caller's own included.
+		if _, err := s.RevokeUserSessions(ctx, u.ID, ""); err != nil {
+			return nil, err
+		}
+	case patch.Password != nil:
+		if _, err := s.RevokeUserSessions(ctx, u.ID, keepSession); err != nil {
+			return nil, err
+		}
+	}
+	return &u, nil
+}
+
+// DeleteUser removes an account and, with it, all its sessions.
+func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	s.cache.dropUser(id)
+	defer s.cache.dropUser(id)
+	if err := s.store.DeleteUser(ctx, id); err != nil {
+		return storeErr("deleting user", err)
+	}
+	return nil
+}
+
+// Requirements are the access rules of one guard: all must hold.
+type Requirements struct {
+	Verified  bool
+	Superuser bool
+	AnyRoles  [][]string // each inner list: at least one of these roles
+}
+
+// Authorize checks p against the rules and the global require_verified
+// option; ErrForbidden when one fails.
+func (s *Service) Authorize(p *Principal, req Requirements) error {
+	if (req.Verified || s.requireVerified) && !p.IsVerified {
+		return ErrForbidden
+	}
+	if req.Superuser && !p.IsSuperuser {
+		return ErrForbidden
+	}
+	for _, roles := range req.AnyRoles {
+		if !slices.ContainsFunc(roles, p.HasRole) {
+			return ErrForbidden
+		}
+	}
+	return nil
+}

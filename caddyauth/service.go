@@ -1,0 +1,146 @@
+package caddyauth
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/securecookie"
+
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// Defaults of the options of DESIGN §2.
+const (
+	DefaultPasswordMinLength = 8
+	DefaultSessionLifetime   = 24 * time.Hour
+	DefaultSessionIdle       = 2 * time.Hour
+	DefaultCookieName        = "gatehouse_session"
+)
+
+// Options configure a Service. Zero values take the defaults above.
+type Options struct {
+	Store  store.Store
+	Secret []byte // at least MinSecretLength bytes
+	Cache  *SessionCache
+	Hasher *Hasher
+
+	PasswordMinLength      int
+	RequireVerified        bool
+	RequireCurrentPassword bool
+	RegistrationClosed     bool
+	SessionLifetime        time.Duration // absolute; JWT exp too
+	SessionIdle            time.Duration // sliding, cookie sessions; < 0 disables
+	CookieName             string
+
+	Now    func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
+}
+
+// Service is the account and session logic of one configuration.
+type Service struct {
+	store    store.Store
+	cache    *SessionCache
+	hasher   *Hasher
+	keys     keys
+	cookies  *securecookie.SecureCookie
+	policy   Policy
+	now      func() time.Time
+	rand     io.Reader
+	log      *slog.Logger
+	lifetime time.Duration
+	idle     time.Duration
+
+	requireVerified        bool
+	requireCurrentPassword bool
+	registrationClosed     bool
+	cookieName             string
+
+	purgeMu   sync.Mutex
+	lastPurge time.Time
+}
+
+// New builds a Service.
+func New(o Options) (*Service, error) {
+	if o.Store == nil {
+		return nil, errors.New("no store")
+	}
+	k, err := deriveKeys(o.Secret)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		store:                  o.Store,
+		cache:                  o.Cache,
+		hasher:                 o.Hasher,
+		keys:                   k,
+		policy:                 Policy{MinLength: o.PasswordMinLength},
+		now:                    o.Now,
+		rand:                   o.Rand,
+		log:                    o.Logger,
+		lifetime:               o.SessionLifetime,
+		idle:                   o.SessionIdle,
+		requireVerified:        o.RequireVerified,
+		requireCurrentPassword: o.RequireCurrentPassword,
+		registrationClosed:     o.RegistrationClosed,
+		cookieName:             o.CookieName,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.cache == nil {
+		s.cache = NewSessionCache()
+	}
+	if s.hasher == nil {
+		s.hasher = NewHasher(DefaultArgon2Params, 0, s.rand)
+	}
+	if s.policy.MinLength <= 0 {
+		s.policy.MinLength = DefaultPasswordMinLength
+	}
+	if s.lifetime <= 0 {
+		s.lifetime = DefaultSessionLifetime
+	}
+	if s.idle == 0 {
+		s.idle = DefaultSessionIdle
+	}
+	if s.idle < 0 {
+		s.idle = 0
+	}
+	if s.cookieName == "" {
+		s.cookieName = DefaultCookieName
+	}
+	s.cookies = securecookie.New(k.cookieHash, k.cookieBlock)
+	s.cookies.SetSerializer(securecookie.NopEncoder{})
+	s.cookies.MaxAge(int(s.lifetime / time.Second))
+	return s, nil
+}
+
+// CookieName is the name of the session cookie.
+func (s *Service) CookieName() string { return s.cookieName }
+
+// SessionLifetime is the absolute lifetime of a session.
+func (s *Service) SessionLifetime() time.Duration { return s.lifetime }
+
+// RequireVerified reports whether unverified users are refused.
+func (s *Service) RequireVerified() bool { return s.requireVerified }
+
+// storeErr turns a store's ErrNotFound into the core's and wraps anything
+// else, so that callers see either a core error or a failure to fail
+// closed on.
+func storeErr(doing string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}

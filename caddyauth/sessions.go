@@ -1,0 +1,419 @@
+package caddyauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// JWTAudience is the audience of access tokens, fastapi-users' own, so
+// that a front end or a backend that checks it works unchanged.
+const JWTAudience = "fastapi-users:auth"
+
+// touchInterval is how stale a session's stored last-seen time may get
+// before a use writes it again; it bounds writes on the guard's path to
+// one per session per interval.
+const touchInterval = time.Minute
+
+// purgeInterval is how often logins sweep expired sessions out.
+const purgeInterval = 10 * time.Minute
+
+// Limits on what is recorded of the client.
+const (
+	maxUserAgent = 512
+	maxIP        = 64
+)
+
+// Principal is the verified identity behind a request: a snapshot of the
+// user taken when the credential was last checked against the store.
+// It is shared between requests and must not be modified.
+type Principal struct {
+	UserID      string
+	Email       string
+	FullName    string
+	Roles       []string
+	IsActive    bool
+	IsVerified  bool
+	IsSuperuser bool
+	SessionID   string
+	Transport   store.Transport
+}
+
+// HasRole reports whether the user has the role.
+func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
+
+// ClientInfo is what is recorded of the client that logs in.
+type ClientInfo struct {
+	UserAgent string
+	IP        string
+}
+
+// LoginResult is a new session and the credential that proves it: a JWT
+// for the bearer transport, a cookie value for the cookie transport.
+type LoginResult struct {
+	Credential string
+	User       *store.User
+	Session    *store.Session
+}
+
+// Login checks a username (the email) and password and opens a new
+// session. It fails with ErrBadCredentials for an unknown user, a wrong
+// password and an inactive user alike, after the same amount of hashing
+// work, and with ErrNotVerified when require_verified is on and the
+// password was right.
+func (s *Service) Login(ctx context.Context, username, password string, t store.Transport, ci ClientInfo) (*LoginResult, error) {
+	u, err := s.store.UserByEmail(ctx, strings.TrimSpace(username))
+	if errors.Is(err, store.ErrNotFound) {
+		// Hash anyway: an unknown account must cost what a known one
+		// costs, or response times would tell which emails exist.
+		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			return nil, err
+		}
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up user: %w", err)
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, password, u.HashedPassword)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !u.IsActive {
+		return nil, ErrBadCredentials
+	}
+	if rehash {
+		s.upgradeHash(ctx, u, password)
+	}
+	if s.requireVerified && !u.IsVerified {
+		return nil, ErrNotVerified
+	}
+	s.maybePurge(ctx)
+	return s.openSession(ctx, u, t, ci)
+}
+
+// upgradeHash replaces a bcrypt hash, or an argon2id hash with other
+// parameters, by one with the current parameters. It is best effort: the
+// login succeeds whether or not the new hash is stored.
+func (s *Service) upgradeHash(ctx context.Context, u *store.User, password string) {
+	h, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		s.log.WarnContext(ctx, "re-hashing password", "user_id", u.ID, "error", err)
+		return
+	}
+	updated := *u
+	updated.HashedPassword = h
+	updated.UpdatedAt = s.now().UTC()
+	if err := s.store.UpdateUser(ctx, &updated); err != nil {
+		s.log.WarnContext(ctx, "storing re-hashed password", "user_id", u.ID, "error", err)
+		return
+	}
+	*u = updated
+}
+
+// openSession stores a new session for u and returns its credential.
+// Every login gets a fresh random token and id: a session id chosen
+// before login (fixation) never becomes a logged-in one.
+func (s *Service) openSession(ctx context.Context, u *store.User, t store.Transport, ci ClientInfo) (*LoginResult, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+		return nil, fmt.Errorf("reading randomness: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	var id [16]byte
+	if _, err := io.ReadFull(s.rand, id[:]); err != nil {
+		return nil, fmt.Errorf("reading randomness: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	digest := sha256.Sum256([]byte(token))
+	sess := &store.Session{
+		ID:          hex.EncodeToString(id[:]),
+		UserID:      u.ID,
+		TokenDigest: digest[:],
+		Transport:   t,
+		CreatedAt:   now,
+		LastSeenAt:  now,
+		ExpiresAt:   now.Add(s.lifetime),
+		UserAgent:   clean(ci.UserAgent, maxUserAgent),
+		IP:          clean(ci.IP, maxIP),
+	}
+	var credential string
+	switch t {
+	case store.TransportBearer:
+		claims := jwt.RegisteredClaims{
+			Subject:   u.ID,
+			Audience:  jwt.ClaimStrings{JWTAudience},
+			ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        token,
+		}
+		signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.keys.jwt)
+		if err != nil {
+			return nil, fmt.Errorf("signing access token: %w", err)
+		}
+		credential = signed
+	case store.TransportCookie:
+		encoded, err := s.cookies.Encode(s.cookieName, []byte(token))
+		if err != nil {
+			return nil, fmt.Errorf("encoding cookie: %w", err)
+		}
+		credential = encoded
+	default:
+		return nil, fmt.Errorf("unknown transport %q", t)
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, storeErr("storing session", err)
+	}
+	return &LoginResult{Credential: credential, User: u, Session: sess}, nil
+}
+
+// AuthenticateBearer resolves an access token (the JWT of the bearer
+// transport) to its principal, or fails with ErrUnauthenticated. Any other
+// error is a failure of the store, on which the caller must deny.
+func (s *Service) AuthenticateBearer(ctx context.Context, token string) (*Principal, error) {
+	return s.authenticate(ctx, store.TransportBearer, token)
+}
+
+// AuthenticateCookie resolves a session cookie's value to its principal,
+// or fails as AuthenticateBearer does.
+func (s *Service) AuthenticateCookie(ctx context.Context, value string) (*Principal, error) {
+	return s.authenticate(ctx, store.TransportCookie, value)
+}
+
+func (s *Service) authenticate(ctx context.Context, t store.Transport, credential string) (*Principal, error) {
+	if credential == "" {
+		return nil, ErrUnauthenticated
+	}
+	now := s.now()
+	e := s.cache.get(credential)
+	if e != nil && e.principal.Transport == t && now.Sub(e.fetched) < cacheTTL {
+		if !now.Before(e.validUntil) || e.idle > 0 && now.Sub(time.UnixMicro(e.lastSeen.Load())) > e.idle {
+			s.cache.remove(credential)
+			return nil, ErrUnauthenticated
+		}
+		e.lastSeen.Store(now.UnixMicro())
+		return e.principal, nil
+	}
+	// A miss, or an entry older than cacheTTL: verify from scratch.
+	var (
+		token      string
+		validUntil time.Time
+		subject    string
+	)
+	switch t {
+	case store.TransportBearer:
+		claims, err := s.parseJWT(credential)
+		if err != nil {
+			return nil, ErrUnauthenticated
+		}
+		token, subject, validUntil = claims.ID, claims.Subject, claims.ExpiresAt.Time
+	case store.TransportCookie:
+		var raw []byte
+		if err := s.cookies.Decode(s.cookieName, credential, &raw); err != nil {
+			return nil, ErrUnauthenticated
+		}
+		token = string(raw)
+	}
+	if token == "" {
+		return nil, ErrUnauthenticated
+	}
+	digest := sha256.Sum256([]byte(token))
+	sess, u, err := s.store.SessionByDigest(ctx, digest[:])
+	if errors.Is(err, store.ErrNotFound) {
+		s.cache.remove(credential)
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up session: %w", err)
+	}
+	if sess.Transport != t || subject != "" && subject != u.ID || !u.IsActive {
+		return nil, ErrUnauthenticated
+	}
+	if validUntil.IsZero() || sess.ExpiresAt.Before(validUntil) {
+		validUntil = sess.ExpiresAt
+	}
+	if !now.Before(validUntil) {
+		return nil, ErrUnauthenticated
+	}
+	var idle time.Duration
+	lastSeen := sess.LastSeenAt
+	if t == store.TransportCookie {
+		idle = s.idle
+		if e != nil {
+			if mem := time.UnixMicro(e.lastSeen.Load()); mem.After(lastSeen) {
+				lastSeen = mem
+			}
+		}
+	}
+	if idle > 0 && now.Sub(lastSeen) > idle {
+		s.cache.remove(credential)
+		if err := s.store.DeleteSession(ctx, sess.UserID, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.WarnContext(ctx, "removing idle session", "session", shortID(sess.ID), "error", err)
+		}
+		return nil, ErrUnauthenticated
+	}
+	if now.Sub(sess.LastSeenAt) >= touchInterval {
+		// Recording the use is not part of the decision: if it fails the
+		// request still passes, and the next miss tries again.
+		if err := s.store.TouchSession(ctx, sess.ID, now.UTC()); err != nil {
+			s.log.WarnContext(ctx, "recording session use", "session", shortID(sess.ID), "error", err)
+		}
+	}
+	p := principalOf(u, sess)
+	ne := &cacheEntry{principal: p, fetched: now, validUntil: validUntil, idle: idle}
+	ne.lastSeen.Store(now.UnixMicro())
+	s.cache.put(credential, ne, now)
+	return p, nil
+}
+
+func principalOf(u *store.User, sess *store.Session) *Principal {
+	return &Principal{
+		UserID:      u.ID,
+		Email:       u.Email,
+		FullName:    u.FullName,
+		Roles:       slices.Clone(u.Roles),
+		IsActive:    u.IsActive,
+		IsVerified:  u.IsVerified,
+		IsSuperuser: u.IsSuperuser,
+		SessionID:   sess.ID,
+		Transport:   sess.Transport,
+	}
+}
+
+// parseJWT checks an access token's signature, algorithm, audience and
+// expiry. Only HS256 is accepted: a token that names another algorithm,
+// "none" included, is refused before any key is used.
+func (s *Service) parseJWT(token string) (*jwt.RegisteredClaims, error) {
+	claims := new(jwt.RegisteredClaims)
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return s.keys.jwt, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithAudience(JWTAudience),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(s.now),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if claims.ID == "" || claims.Subject == "" {
+		return nil, errors.New("access token without jti or sub")
+	}
+	return claims, nil
+}
+
+// IsOwnBearerToken reports whether token is an access token signed with
+// this installation's key, valid or not otherwise (expired, revoked). The
+// guard uses it to decide whether an Authorization header is Gatehouse's
+// to strip before the request goes upstream.
+func (s *Service) IsOwnBearerToken(token string) bool {
+	_, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return s.keys.jwt, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithoutClaimsValidation(),
+	)
+	return err == nil
+}
+
+// Logout ends the session behind p. The cache forgets it at once, so the
+// credential is refused from the next request on.
+func (s *Service) Logout(ctx context.Context, p *Principal) error {
+	err := s.RevokeSession(ctx, p.UserID, p.SessionID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("deleting session: %w", err)
+	}
+	return nil
+}
+
+// RevokeSession ends one session of a user; ErrNotFound if the user has
+// no such session.
+func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) error {
+	// Forget the session before the delete, so this process stops
+	// accepting it at once, and again after it, in case a request that
+	// read the row just before the delete cached it meanwhile.
+	s.cache.dropSession(sessionID)
+	defer s.cache.dropSession(sessionID)
+	if err := s.store.DeleteSession(ctx, userID, sessionID); err != nil {
+		return storeErr("deleting session", err)
+	}
+	return nil
+}
+
+// RevokeUserSessions ends every session of a user but keep ("" for none)
+// and returns how many ended.
+func (s *Service) RevokeUserSessions(ctx context.Context, userID, keep string) (int, error) {
+	// As in RevokeSession: forget before and after the delete.
+	s.cache.dropUser(userID)
+	n, err := s.store.DeleteUserSessions(ctx, userID, keep)
+	s.cache.dropUser(userID)
+	if err != nil {
+		return 0, storeErr("deleting sessions", err)
+	}
+	return n, nil
+}
+
+// UserSessions lists a user's live sessions, newest first.
+func (s *Service) UserSessions(ctx context.Context, userID string) ([]store.Session, error) {
+	all, err := s.store.UserSessions(ctx, userID)
+	if err != nil {
+		return nil, storeErr("listing sessions", err)
+	}
+	now := s.now()
+	live := all[:0]
+	for _, sess := range all {
+		if now.Before(sess.ExpiresAt) && (sess.Transport != store.TransportCookie || s.idle == 0 || now.Sub(sess.LastSeenAt) <= s.idle) {
+			live = append(live, sess)
+		}
+	}
+	return live, nil
+}
+
+// maybePurge removes expired sessions from the store now and then.
+func (s *Service) maybePurge(ctx context.Context) {
+	now := s.now()
+	s.purgeMu.Lock()
+	due := now.Sub(s.lastPurge) >= purgeInterval
+	if due {
+		s.lastPurge = now
+	}
+	s.purgeMu.Unlock()
+	if !due {
+		return
+	}
+	if _, err := s.store.DeleteExpiredSessions(ctx, now.UTC()); err != nil {
+		s.log.WarnContext(ctx, "removing expired sessions", "error", err)
+	}
+}
+
+// shortID is the part of a session id that may appear in logs: enough to
+// correlate entries, too little to act on.
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// clean keeps at most n runes of s, without control characters.
+func clean(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if n == 0 {
+			break
+		}
+		if unicode.IsControl(r) {
+			continue
+		}
+		b.WriteRune(r)
+		n--
+	}
+	return b.String()
+}

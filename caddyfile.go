@@ -1,0 +1,311 @@
+package gatehouse
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/gatehouse-caddy/gatehouse/handlers"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("gatehouse", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("gatehouse_endpoints", parseEndpoints)
+	httpcaddyfile.RegisterHandlerDirective("gatehouse_guard", parseGuard)
+	// Gatehouse orders its own directives, so users need no `order` line:
+	// the endpoints answer first, then the guard, then authentication
+	// and proxying of the site.
+	// Each is inserted just before basic_auth, so registering the
+	// endpoints first puts them ahead of the guard.
+	httpcaddyfile.RegisterDirectiveOrder("gatehouse_endpoints", httpcaddyfile.Before, "basic_auth")
+	httpcaddyfile.RegisterDirectiveOrder("gatehouse_guard", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseGlobalOption parses the global `gatehouse` block. Syntax:
+//
+//	gatehouse {
+//		database sqlite <path>
+//		secret <string>
+//		mail dir <directory>
+//		mail smtp <url> {
+//			from <address>
+//		}
+//		base_url <url>
+//		password_min_length <n>
+//		require_verified on|off
+//		require_current_password on|off
+//		session_lifetime <duration>
+//		session_idle <duration>
+//		cookie_name <name>
+//		cookie_domain <domain>
+//		registration open|closed
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the gatehouse global option may appear only once")
+	}
+	app := new(App)
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("duplicate subdirective %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "database":
+			var driver, path string
+			if !d.AllArgs(&driver, &path) {
+				return nil, d.ArgErr()
+			}
+			if driver != "sqlite" {
+				return nil, d.Errf("database: unsupported driver %q (want sqlite)", driver)
+			}
+			app.Database = &DatabaseConfig{Driver: driver, Path: path}
+		case "secret":
+			err = oneArg(d, &app.Secret)
+		case "mail":
+			app.Mail, err = parseMail(d)
+		case "base_url":
+			err = oneArg(d, &app.BaseURL)
+		case "password_min_length":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				app.PasswordMinLength, err = strconv.Atoi(s)
+				if err != nil || app.PasswordMinLength < 1 {
+					return nil, d.Errf("password_min_length: %q is not a positive number", s)
+				}
+			}
+		case "require_verified":
+			app.RequireVerified, err = onOff(d)
+		case "require_current_password":
+			var on bool
+			if on, err = onOff(d); err == nil {
+				app.RequireCurrentPassword = &on
+			}
+		case "session_lifetime":
+			app.SessionLifetime, err = duration(d)
+		case "session_idle":
+			app.SessionIdle, err = duration(d)
+		case "cookie_name":
+			err = oneArg(d, &app.CookieName)
+		case "cookie_domain":
+			err = oneArg(d, &app.CookieDomain)
+		case "registration":
+			if err = oneArg(d, &app.Registration); err == nil && app.Registration != "open" && app.Registration != "closed" {
+				return nil, d.Errf("registration: %q is neither open nor closed", app.Registration)
+			}
+		default:
+			return nil, d.Errf("unrecognized subdirective %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return httpcaddyfile.App{Name: "gatehouse", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseMail parses `mail dir <directory>` and `mail smtp <url> { from <address> }`.
+func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
+	var mode, target string
+	if !d.AllArgs(&mode, &target) {
+		return nil, d.ArgErr()
+	}
+	mc := new(MailConfig)
+	switch mode {
+	case "dir":
+		mc.Dir = target
+		if d.NextBlock(1) {
+			return nil, d.Err("mail dir takes no block")
+		}
+	case "smtp":
+		mc.SMTP = target
+		for d.NextBlock(1) {
+			switch d.Val() {
+			case "from":
+				if mc.From != "" {
+					return nil, d.Err("duplicate subdirective \"from\"")
+				}
+				if err := oneArg(d, &mc.From); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, d.Errf("unrecognized subdirective %q", d.Val())
+			}
+		}
+		if mc.From == "" {
+			return nil, d.Err("mail smtp: a from address is required")
+		}
+	default:
+		return nil, d.Errf("mail: unknown mode %q (want dir or smtp)", mode)
+	}
+	return mc, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func onOff(d *caddyfile.Dispenser) (bool, error) {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return false, err
+	}
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, d.Errf("%s: %q is neither on nor off", d.Val(), v)
+}
+
+func duration(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%q is not a positive duration", v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// parseEndpoints parses the directive. Syntax:
+//
+//	gatehouse_endpoints [<matcher>] {
+//		api_prefix <path>
+//		users_prefix <path>
+//	}
+func parseEndpoints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	e := new(Endpoints)
+	seen := map[string]bool{}
+	for h.NextBlock(0) {
+		opt := h.Val()
+		if seen[opt] {
+			return nil, h.Errf("duplicate subdirective %q", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "api_prefix":
+			if err := oneArg(h.Dispenser, &e.APIPrefix); err != nil {
+				return nil, err
+			}
+		case "users_prefix":
+			if err := oneArg(h.Dispenser, &e.UsersPrefix); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, h.Errf("unrecognized subdirective %q", opt)
+		}
+	}
+	return e, nil
+}
+
+// parseGuard parses the directive. Syntax:
+//
+//	gatehouse_guard [<matcher>] {
+//		allow <path patterns...>
+//		require verified
+//		require superuser
+//		require role <role>...
+//		header <field> <Header-Name>
+//		login_url <url>
+//	}
+//
+// allow, require and header may repeat. Several `require` lines must all
+// hold; the roles of one `require role` line are alternatives. A `header`
+// line sends a field under that name instead of its default names; two
+// lines for one field send it under both.
+func parseGuard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next() // directive name
+	if h.NextArg() {
+		return nil, h.ArgErr()
+	}
+	g := new(Guard)
+	for h.NextBlock(0) {
+		switch h.Val() {
+		case "allow":
+			patterns := h.RemainingArgs()
+			if len(patterns) == 0 {
+				return nil, h.ArgErr()
+			}
+			g.Allow = append(g.Allow, patterns...)
+		case "require":
+			args := h.RemainingArgs()
+			if len(args) == 0 {
+				return nil, h.ArgErr()
+			}
+			if g.Require == nil {
+				g.Require = new(Requirements)
+			}
+			switch args[0] {
+			case "verified", "superuser":
+				if len(args) != 1 {
+					return nil, h.Errf("require %s takes no arguments", args[0])
+				}
+				if args[0] == "verified" {
+					g.Require.Verified = true
+				} else {
+					g.Require.Superuser = true
+				}
+			case "role":
+				if len(args) < 2 {
+					return nil, h.Err("require role: name at least one role")
+				}
+				g.Require.Roles = append(g.Require.Roles, args[1:])
+			default:
+				return nil, h.Errf("require: unknown rule %q (want verified, superuser or role)", args[0])
+			}
+		case "header":
+			var field, name string
+			if !h.AllArgs(&field, &name) {
+				return nil, h.ArgErr()
+			}
+			known := false
+			for _, f := range handlers.Fields {
+				known = known || f == field
+			}
+			if !known {
+				return nil, h.Errf("header: unknown field %q", field)
+			}
+			if g.Headers == nil {
+				g.Headers = map[string][]string{}
+			}
+			g.Headers[field] = append(g.Headers[field], name)
+		case "login_url":
+			if g.LoginURL != "" {
+				return nil, h.Err("duplicate subdirective \"login_url\"")
+			}
+			if err := oneArg(h.Dispenser, &g.LoginURL); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, h.Errf("unrecognized subdirective %q", h.Val())
+		}
+	}
+	return g, nil
+}
+
+// Interface guards
+var (
+	_ httpcaddyfile.UnmarshalGlobalFunc = parseGlobalOption
+	_ httpcaddyfile.UnmarshalHandlerFunc = parseEndpoints
+)

@@ -1,0 +1,547 @@
+package handlers
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// Default mount points of the API.
+const (
+	DefaultAPIPrefix   = "/auth"
+	DefaultUsersPrefix = "/users"
+)
+
+// API serves the account endpoints of DESIGN §3, wire-compatible with
+// fastapi-users v15: register, login and logout for both transports, and
+// the /users routes.
+type API struct {
+	Service     *caddyauth.Service
+	APIPrefix   string // default /auth
+	UsersPrefix string // default /users
+	// CookieDomain is the Domain attribute of the session cookie ("" for
+	// host-only).
+	CookieDomain string
+	// ClientIP returns the client's address as the server resolved it
+	// (honouring trusted proxies only); default: the peer address.
+	ClientIP func(*http.Request) string
+	Logger   *slog.Logger
+}
+
+type route struct {
+	methods map[string]func(http.ResponseWriter, *http.Request)
+}
+
+// ServeAPI answers r if its path is one of the API's, and reports whether
+// it did. Every path under the two prefixes belongs to the API: an unknown
+// one is answered 404 rather than passed on, so that nothing downstream
+// (the guard, the upstream) ever sees a request meant for Gatehouse.
+func (a *API) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
+	path := r.URL.Path
+	apiPrefix, usersPrefix := a.prefixes()
+	if !underPrefix(path, apiPrefix) && !underPrefix(path, usersPrefix) {
+		return false
+	}
+	rt, params := a.match(path)
+	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
+		// As Starlette does: the same route without the trailing slash.
+		if trimmed, _ := a.match(strings.TrimSuffix(path, "/")); trimmed != nil {
+			u := *r.URL
+			u.Path = strings.TrimSuffix(path, "/")
+			u.RawPath = ""
+			http.Redirect(w, r, u.RequestURI(), http.StatusTemporaryRedirect)
+			return true
+		}
+	}
+	if rt == nil {
+		writeJSON(w, http.StatusNotFound, detail{"Not Found"})
+		return true
+	}
+	h, ok := rt.methods[r.Method]
+	if !ok {
+		allow := make([]string, 0, len(rt.methods))
+		for m := range rt.methods {
+			allow = append(allow, m)
+		}
+		w.Header().Set("Allow", strings.Join(sortedMethods(allow), ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, detail{"Method Not Allowed"})
+		return true
+	}
+	if params != "" {
+		r = r.WithContext(withPathID(r.Context(), params))
+	}
+	h(w, r)
+	return true
+}
+
+func (a *API) prefixes() (string, string) {
+	api, users := strings.TrimSuffix(a.APIPrefix, "/"), strings.TrimSuffix(a.UsersPrefix, "/")
+	if api == "" {
+		api = DefaultAPIPrefix
+	}
+	if users == "" {
+		users = DefaultUsersPrefix
+	}
+	return api, users
+}
+
+func underPrefix(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// match finds the route for a path; params is the {id} of /users/{id}.
+func (a *API) match(path string) (*route, string) {
+	api, users := a.prefixes()
+	switch path {
+	case api + "/register":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.register}}, ""
+	case api + "/jwt/login":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.login(store.TransportBearer)}}, ""
+	case api + "/jwt/logout":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.logout(store.TransportBearer)}}, ""
+	case api + "/cookie/login":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.login(store.TransportCookie)}}, ""
+	case api + "/cookie/logout":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.logout(store.TransportCookie)}}, ""
+	case users + "/me":
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){
+			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe}}, ""
+	}
+	if id, ok := strings.CutPrefix(path, users+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){
+			http.MethodGet: a.getUser, http.MethodPatch: a.patchUser, http.MethodDelete: a.deleteUser}}, id
+	}
+	return nil, ""
+}
+
+func sortedMethods(ms []string) []string {
+	order := []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete}
+	out := make([]string, 0, len(ms))
+	for _, m := range order {
+		for _, x := range ms {
+			if x == m {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+func (a *API) log() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
+}
+
+func (a *API) clientInfo(r *http.Request) caddyauth.ClientInfo {
+	ip := ""
+	if a.ClientIP != nil {
+		ip = a.ClientIP(r)
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ip = host
+	}
+	return caddyauth.ClientInfo{UserAgent: r.UserAgent(), IP: ip}
+}
+
+// userJSON is the user schema of the API. It never carries the hash.
+type userJSON struct {
+	ID          string   `json:"id"`
+	Email       string   `json:"email"`
+	IsActive    bool     `json:"is_active"`
+	IsSuperuser bool     `json:"is_superuser"`
+	IsVerified  bool     `json:"is_verified"`
+	FullName    *string  `json:"full_name"`
+	Roles       []string `json:"roles"`
+}
+
+func toUserJSON(u *store.User) userJSON {
+	out := userJSON{ID: u.ID, Email: u.Email, IsActive: u.IsActive, IsSuperuser: u.IsSuperuser,
+		IsVerified: u.IsVerified, Roles: u.Roles}
+	if u.FullName != "" {
+		name := u.FullName
+		out.FullName = &name
+	}
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	return out
+}
+
+// register: POST /auth/register.
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	b, syntax, err := parseJSONBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeRegisterInvalidPassword)
+		return
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return
+	}
+	var email, password, fullName *string
+	if b.objectOK() {
+		email = b.str("email", true, false)
+		password = b.str("password", true, false)
+		fullName = b.str("full_name", false, true)
+		// Ignored, but type-checked, as fastapi-users does.
+		b.boolean("is_active")
+		b.boolean("is_superuser")
+		b.boolean("is_verified")
+		b.strings("roles")
+		if email != nil {
+			if normalized, err := caddyauth.NormalizeEmail(*email); err != nil {
+				b.failField(err.(*caddyauth.FieldError))
+			} else {
+				email = &normalized
+			}
+		}
+		if fullName != nil {
+			if err := caddyauth.ValidateFullName("full_name", *fullName); err != nil {
+				b.failField(err.(*caddyauth.FieldError))
+			}
+		}
+	}
+	if len(b.errs) > 0 {
+		writeValidation(w, b.errs)
+		return
+	}
+	name := ""
+	if fullName != nil {
+		name = *fullName
+	}
+	u, err := a.Service.Register(r.Context(), *email, *password, name)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeRegisterInvalidPassword)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toUserJSON(u))
+}
+
+// login: POST /auth/jwt/login and /auth/cookie/login.
+func (a *API) login(t store.Transport) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, items, err := parseLoginForm(w, r)
+		if err != nil {
+			writeError(w, r, a.log(), err, "")
+			return
+		}
+		if len(items) > 0 {
+			writeValidation(w, items)
+			return
+		}
+		res, err := a.Service.Login(r.Context(), f.username, f.password, t, a.clientInfo(r))
+		if err != nil {
+			writeError(w, r, a.log(), err, "")
+			return
+		}
+		if t == store.TransportBearer {
+			writeJSON(w, http.StatusOK, struct {
+				AccessToken string `json:"access_token"`
+				TokenType   string `json:"token_type"`
+			}{res.Credential, "bearer"})
+			return
+		}
+		http.SetCookie(w, a.sessionCookie(r, res.Credential, a.Service.SessionLifetime()))
+		writeStatus(w, http.StatusNoContent)
+	}
+}
+
+// logout: POST /auth/jwt/logout and /auth/cookie/logout. Either
+// credential authenticates; the session behind it is revoked, so the
+// token stops working at once (fastapi-users' JWT strategy cannot do
+// that; Gatehouse's sessions can).
+func (a *API) logout(t store.Transport) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		if err := a.Service.Logout(r.Context(), p); err != nil {
+			writeError(w, r, a.log(), err, "")
+			return
+		}
+		if t == store.TransportCookie {
+			http.SetCookie(w, a.sessionCookie(r, "", -1))
+		}
+		writeStatus(w, http.StatusNoContent)
+	}
+}
+
+// sessionCookie builds the session cookie: HttpOnly so scripts cannot
+// read it, SameSite=Lax so other sites cannot send it with their POSTs,
+// and Secure unless this is plain-HTTP development on a loopback host.
+// maxAge < 0 expires it.
+func (a *API) sessionCookie(r *http.Request, value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{
+		Name:     a.Service.CookieName(),
+		Value:    value,
+		Path:     "/",
+		Domain:   a.CookieDomain,
+		HttpOnly: true,
+		Secure:   !isPlainLoopback(r),
+		SameSite: http.SameSiteLaxMode,
+		MaxAge:   int(maxAge / time.Second),
+	}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	return c
+}
+
+// isPlainLoopback reports a plain-HTTP request to localhost or a loopback
+// address, where browsers do not need (and curl would not send) Secure
+// cookies.
+func isPlainLoopback(r *http.Request) bool {
+	if r.TLS != nil {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// authenticate resolves the request's credential for an API route and
+// applies fastapi-users' rules: 401 without an active user's session, 403
+// for an unverified user when require_verified is on. It answers the
+// failure itself.
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (*caddyauth.Principal, bool) {
+	p, err := Authenticate(r, a.Service)
+	if err == nil {
+		err = a.Service.Authorize(p, caddyauth.Requirements{})
+	}
+	if err != nil {
+		writeError(w, r, a.log(), err, "")
+		return nil, false
+	}
+	return p, true
+}
+
+// Authenticate resolves the credential of a request: a bearer token
+// first, then the session cookie, as fastapi-users tries its backends in
+// order; a bad bearer token falls through to a good cookie.
+func Authenticate(r *http.Request, svc *caddyauth.Service) (*caddyauth.Principal, error) {
+	var firstErr error
+	if token, ok := bearerToken(r); ok {
+		p, err := svc.AuthenticateBearer(r.Context(), token)
+		if err == nil {
+			return p, nil
+		}
+		firstErr = err
+	}
+	for _, c := range r.CookiesNamed(svc.CookieName()) {
+		p, err := svc.AuthenticateCookie(r.Context(), c.Value)
+		if err == nil {
+			return p, nil
+		}
+		if firstErr == nil || firstErr == caddyauth.ErrUnauthenticated {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = caddyauth.ErrUnauthenticated
+	}
+	return nil, firstErr
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header; the
+// scheme is case-insensitive.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// getMe: GET /users/me.
+func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	u, err := a.Service.User(r.Context(), p.UserID)
+	if err != nil {
+		if err == caddyauth.ErrNotFound {
+			err = caddyauth.ErrUnauthenticated
+		}
+		writeError(w, r, a.log(), err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// patchMe: PATCH /users/me, the safe update.
+func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
+	b, syntax, err := parseJSONBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
+		return
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return
+	}
+	p, ok := a.authenticate(w, r)
+	if !ok {
+		return
+	}
+	patch, ok := readPatch(w, b, false)
+	if !ok {
+		return
+	}
+	u, err := a.Service.UpdateSelf(r.Context(), p, patch)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// readPatch reads a partial user. Privileged fields are type-checked
+// always, and applied only when privileged is set (PATCH /users/{id}).
+func readPatch(w http.ResponseWriter, b *jsonBody, privileged bool) (caddyauth.UserPatch, bool) {
+	var patch caddyauth.UserPatch
+	if b.objectOK() {
+		patch.Password = b.str("password", false, true)
+		patch.Email = b.str("email", false, false)
+		patch.FullName = b.str("full_name", false, true)
+		patch.CurrentPassword = b.str("current_password", false, true)
+		active, superuser, verified := b.boolean("is_active"), b.boolean("is_superuser"), b.boolean("is_verified")
+		roles := b.strings("roles")
+		if privileged {
+			patch.IsActive, patch.IsSuperuser, patch.IsVerified, patch.Roles = active, superuser, verified, roles
+			if roles != nil {
+				if err := caddyauth.ValidateRoles("roles", *roles); err != nil {
+					b.failField(err.(*caddyauth.FieldError))
+				}
+			}
+		}
+		if patch.Email != nil {
+			if normalized, err := caddyauth.NormalizeEmail(*patch.Email); err != nil {
+				b.failField(err.(*caddyauth.FieldError))
+			} else {
+				patch.Email = &normalized
+			}
+		}
+		if patch.FullName != nil {
+			if err := caddyauth.ValidateFullName("full_name", *patch.FullName); err != nil {
+				b.failField(err.(*caddyauth.FieldError))
+			}
+		} else if raw, present := b.fields["full_name"]; present && isNull(raw) {
+			// full_name: null clears the name.
+			empty := ""
+			patch.FullName = &empty
+		}
+	}
+	if len(b.errs) > 0 {
+		writeValidation(w, b.errs)
+		return patch, false
+	}
+	return patch, true
+}
+
+// requireSuperuser authenticates the caller of /users/{id} and checks
+// that they are a superuser.
+func (a *API) requireSuperuser(w http.ResponseWriter, r *http.Request) (*caddyauth.Principal, bool) {
+	p, ok := a.authenticate(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := a.Service.Authorize(p, caddyauth.Requirements{Superuser: true}); err != nil {
+		writeError(w, r, a.log(), err, "")
+		return nil, false
+	}
+	return p, true
+}
+
+// targetUser loads the user named by the path, answering 404 for an
+// unknown or malformed id (Python's uuid.UUID forms are accepted:
+// upper case, no hyphens, braces, urn:uuid:).
+func (a *API) targetUser(w http.ResponseWriter, r *http.Request) (*store.User, bool) {
+	id, err := uuid.Parse(pathID(r.Context()))
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, detail{"Not Found"})
+		return nil, false
+	}
+	u, err := a.Service.User(r.Context(), id.String())
+	if err != nil {
+		writeError(w, r, a.log(), err, "")
+		return nil, false
+	}
+	return u, true
+}
+
+// getUser: GET /users/{id}, superusers only.
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.requireSuperuser(w, r); !ok {
+		return
+	}
+	u, ok := a.targetUser(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// patchUser: PATCH /users/{id}, the privileged update.
+func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
+	b, syntax, err := parseJSONBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
+		return
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return
+	}
+	p, ok := a.requireSuperuser(w, r)
+	if !ok {
+		return
+	}
+	target, ok := a.targetUser(w, r)
+	if !ok {
+		return
+	}
+	patch, ok := readPatch(w, b, true)
+	if !ok {
+		return
+	}
+	patch.CurrentPassword = nil
+	u, err := a.Service.UpdateUser(r.Context(), target.ID, patch, p.SessionID)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// deleteUser: DELETE /users/{id}.
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.requireSuperuser(w, r); !ok {
+		return
+	}
+	target, ok := a.targetUser(w, r)
+	if !ok {
+		return
+	}
+	if err := a.Service.DeleteUser(r.Context(), target.ID); err != nil {
+		writeError(w, r, a.log(), err, "")
+		return
+	}
+	writeStatus(w, http.StatusNoContent)
+}

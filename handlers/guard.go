@@ -1,0 +1,152 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// Outcome is the guard's decision on a request.
+type Outcome int
+
+// The outcomes of Guard.Decide.
+const (
+	Pass            Outcome = iota // let the request through
+	Unauthenticated                // no valid session, and the path is not public
+	Forbidden                      // a valid session, but a require rule fails
+	Failed                         // the store failed: deny (fail closed)
+)
+
+// Guard protects upstream routes (DESIGN §5).
+type Guard struct {
+	Service *caddyauth.Service
+	// Public reports whether a request's path is one of the `allow`
+	// patterns: no session needed there (nil: none is public).
+	Public   func(*http.Request) bool
+	Require  caddyauth.Requirements
+	Headers  *HeaderSet
+	LoginURL string // default DefaultAPIPrefix + "/login"
+	// OriginalURL is the URL the client asked for, before any rewrite
+	// (nil: rebuilt from the request).
+	OriginalURL func(*http.Request) string
+	Logger      *slog.Logger
+}
+
+// Decide runs steps 1, 2 and the decision of step 3 on r, changing r's
+// headers in place: the client's identity headers and Gatehouse's own
+// credentials are removed, and on Pass with a user the identity headers
+// are set. The principal is nil on a public path without a session.
+func (g *Guard) Decide(r *http.Request) (Outcome, *caddyauth.Principal) {
+	// 1. Identity headers are deleted before anything else, whatever the
+	// outcome: an upstream must never see a Remote-User the client wrote.
+	g.Headers.Strip(r.Header)
+
+	// 2. Authenticate, or reuse what an earlier guard on this request
+	// verified (it removed the credentials, so they cannot be re-read).
+	p, ok := PrincipalFrom(r.Context())
+	var err error
+	if !ok {
+		p, err = g.authenticate(r)
+	}
+	if err != nil && !errors.Is(err, caddyauth.ErrUnauthenticated) {
+		g.log().ErrorContext(r.Context(), "guard: authenticating", "error", err)
+		return Failed, nil
+	}
+
+	// 3. Decide. Public paths pass with or without a user, and skip the
+	// require rules.
+	public := g.Public != nil && g.Public(r)
+	switch {
+	case p == nil && public:
+		return Pass, nil
+	case p == nil:
+		return Unauthenticated, nil
+	case !public:
+		if err := g.Service.Authorize(p, g.Require); err != nil {
+			return Forbidden, p
+		}
+	}
+	// 4. Identity upstream.
+	g.Headers.Set(r.Header, p)
+	return Pass, p
+}
+
+// authenticate reads the credentials and then removes Gatehouse's own
+// from the request, so the upstream never receives a session token it
+// could replay or leak.
+func (g *Guard) authenticate(r *http.Request) (*caddyauth.Principal, error) {
+	p, err := Authenticate(r, g.Service)
+	if token, ok := bearerToken(r); ok {
+		if p != nil && p.Transport == store.TransportBearer || g.Service.IsOwnBearerToken(token) {
+			r.Header.Del("Authorization")
+		}
+	}
+	stripCookie(r.Header, g.Service.CookieName())
+	return p, err
+}
+
+// ServeGuard applies the guard to r. It returns the request to hand to
+// the next handler (carrying the principal in its context), or nil when
+// it has answered the request itself.
+func (g *Guard) ServeGuard(w http.ResponseWriter, r *http.Request) (*http.Request, *caddyauth.Principal) {
+	outcome, p := g.Decide(r)
+	switch outcome {
+	case Pass:
+		if p != nil {
+			r = r.WithContext(WithPrincipal(r.Context(), p))
+		}
+		return r, p
+	case Unauthenticated:
+		if isBrowser(r) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, g.loginRedirect(r), http.StatusFound)
+			return nil, nil
+		}
+		writeJSON(w, http.StatusUnauthorized, detail{"Unauthorized"})
+	case Forbidden:
+		writeJSON(w, http.StatusForbidden, detail{"Forbidden"})
+	default:
+		writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
+	}
+	return nil, nil
+}
+
+// isBrowser: a navigation a person can be sent to a login page from.
+func isBrowser(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (g *Guard) loginRedirect(r *http.Request) string {
+	login := g.LoginURL
+	if login == "" {
+		login = DefaultAPIPrefix + "/login"
+	}
+	original := ""
+	if g.OriginalURL != nil {
+		original = g.OriginalURL(r)
+	} else {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		original = scheme + "://" + r.Host + r.URL.RequestURI()
+	}
+	sep := "?"
+	if strings.Contains(login, "?") {
+		sep = "&"
+	}
+	return login + sep + "rd=" + url.QueryEscape(original)
+}
+
+func (g *Guard) log() *slog.Logger {
+	if g.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return g.Logger
+}

@@ -1,0 +1,621 @@
+package gatehouse
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	caddyauthn "github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/handlers"
+	"github.com/gatehouse-caddy/gatehouse/store"
+	"github.com/gatehouse-caddy/gatehouse/store/sqlite"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	caddy.RegisterModule(Endpoints{})
+	caddy.RegisterModule(Guard{})
+	caddy.RegisterModule(Provider{})
+}
+
+// App is the `gatehouse` app: one per Caddy instance. It holds the
+// options of the global `gatehouse` block and opens the store that the
+// handlers of every site share. When no global block is given, handlers
+// get an App with the defaults.
+type App struct {
+	// Where accounts and sessions are kept. Default: SQLite at
+	// <caddy data dir>/gatehouse/gatehouse.db.
+	Database *DatabaseConfig `json:"database,omitempty"`
+
+	// The master key from which the signing and encryption keys are
+	// derived (HKDF, one key per purpose); at least 32 bytes. Placeholders
+	// such as {env.GATEHOUSE_SECRET} are expanded. When absent, a random
+	// secret is generated once and kept in the database, so sessions
+	// survive restarts and reloads.
+	Secret string `json:"secret,omitempty"`
+
+	// How mail (verification, password reset) is delivered. Default: none,
+	// messages are logged.
+	Mail *MailConfig `json:"mail,omitempty"`
+
+	// Absolute base of links in mails, e.g. https://app.example.com.
+	// Default: the origin of the request that caused the mail.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// Shortest password accepted, in characters. Default: 8.
+	PasswordMinLength int `json:"password_min_length,omitempty"`
+
+	// Whether users must verify their email before they can log in.
+	// Default: false.
+	RequireVerified bool `json:"require_verified,omitempty"`
+
+	// Whether PATCH /users/me needs `current_password` to change the
+	// password or email. Default: true.
+	RequireCurrentPassword *bool `json:"require_current_password,omitempty"`
+
+	// Absolute lifetime of a session (and the exp of its JWT). Default: 24h.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// Sliding inactivity timeout of cookie sessions. Default: 2h.
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
+
+	// Name of the session cookie. Default: gatehouse_session.
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// Domain attribute of the session cookie, to share a login across
+	// subdomains (e.g. example.com). Default: host-only.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// "open" (default) or "closed": whether POST /auth/register creates
+	// accounts. With "closed", accounts are made with `caddy gatehouse user add`.
+	Registration string `json:"registration,omitempty"`
+
+	service *caddyauth.Service
+	poolKey string
+	logger  *zap.Logger
+}
+
+// DatabaseConfig names the store.
+type DatabaseConfig struct {
+	// The store implementation: "sqlite".
+	Driver string `json:"driver,omitempty"`
+	// The SQLite file. Placeholders are expanded.
+	Path string `json:"path,omitempty"`
+}
+
+// MailConfig is how mail leaves: written to a directory, or sent by SMTP.
+type MailConfig struct {
+	// A directory where each message is written as one RFC 5322 .eml file.
+	Dir string `json:"dir,omitempty"`
+	// An SMTP URL: smtp://user:pass@host:587 (STARTTLS) or smtps://… (TLS).
+	SMTP string `json:"smtp,omitempty"`
+	// The From address of messages sent by SMTP.
+	From string `json:"from,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "gatehouse",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets the defaults, opens (or shares) the store and builds the
+// core service.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := a.resolve(); err != nil {
+		return err
+	}
+	shared, key, err := openShared(a.Database.Path)
+	if err != nil {
+		return err
+	}
+	a.poolKey = key
+	svc, err := a.newService(ctx, shared, ctx.Slogger())
+	if err != nil {
+		_, _ = storePool.Delete(key)
+		a.poolKey = ""
+		return err
+	}
+	a.service = svc
+	return nil
+}
+
+// resolve expands placeholders and fills in defaults; it opens nothing,
+// so that the CLI can use it too.
+func (a *App) resolve() error {
+	repl := caddy.NewReplacer()
+	if a.Database == nil {
+		a.Database = new(DatabaseConfig)
+	}
+	if a.Database.Driver == "" {
+		a.Database.Driver = "sqlite"
+	}
+	if a.Database.Driver != "sqlite" {
+		return fmt.Errorf("database driver %q: only sqlite is supported", a.Database.Driver)
+	}
+	if a.Database.Path == "" {
+		a.Database.Path = filepath.Join(caddy.AppDataDir(), "gatehouse", "gatehouse.db")
+	}
+	path, err := repl.ReplaceOrErr(a.Database.Path, true, true)
+	if err != nil {
+		return fmt.Errorf("database path: %w", err)
+	}
+	if a.Database.Path, err = filepath.Abs(path); err != nil {
+		return fmt.Errorf("database path: %w", err)
+	}
+	if a.Secret != "" {
+		if a.Secret, err = repl.ReplaceOrErr(a.Secret, true, true); err != nil {
+			return fmt.Errorf("secret: %w", err)
+		}
+		if len(a.Secret) < caddyauth.MinSecretLength {
+			return fmt.Errorf("secret: must be at least %d bytes, got %d", caddyauth.MinSecretLength, len(a.Secret))
+		}
+	}
+	if a.Registration == "" {
+		a.Registration = "open"
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	if a.Registration != "open" && a.Registration != "closed" {
+		return fmt.Errorf("registration: %q is neither open nor closed", a.Registration)
+	}
+	if a.PasswordMinLength < 0 || a.PasswordMinLength > caddyauth.MaxPasswordLength {
+		return fmt.Errorf("password_min_length: %d is out of range", a.PasswordMinLength)
+	}
+	if a.SessionLifetime < 0 || a.SessionIdle < 0 {
+		return errors.New("session_lifetime and session_idle must not be negative")
+	}
+	if a.CookieName != "" && !validToken(a.CookieName) {
+		return fmt.Errorf("cookie_name: %q is not a valid cookie name", a.CookieName)
+	}
+	return nil
+}
+
+// newService builds the core on a shared store, with the secret from the
+// config or, when absent, the one persisted in the database.
+func (a *App) newService(ctx context.Context, shared *sharedStore, log *slog.Logger) (*caddyauth.Service, error) {
+	secret := []byte(a.Secret)
+	if len(secret) == 0 {
+		// Generated once per database and kept there: a new key per start
+		// would log everyone out on every restart, and instances sharing a
+		// database must share the key.
+		fresh := make([]byte, 32)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, fmt.Errorf("generating secret: %w", err)
+		}
+		var err error
+		if secret, err = shared.store.SettingOrInit(ctx, "secret", fresh); err != nil {
+			return nil, fmt.Errorf("loading secret: %w", err)
+		}
+	}
+	requireCurrent := a.RequireCurrentPassword == nil || *a.RequireCurrentPassword
+	return caddyauth.New(caddyauth.Options{
+		Store:                  shared.store,
+		Secret:                 secret,
+		Cache:                  shared.cache,
+		Hasher:                 shared.hasher,
+		PasswordMinLength:      a.PasswordMinLength,
+		RequireVerified:        a.RequireVerified,
+		RequireCurrentPassword: requireCurrent,
+		RegistrationClosed:     a.Registration == "closed",
+		SessionLifetime:        time.Duration(a.SessionLifetime),
+		SessionIdle:            time.Duration(a.SessionIdle),
+		CookieName:             a.CookieName,
+		Logger:                 log,
+	})
+}
+
+// Start does nothing: the app serves through its handlers.
+func (a *App) Start() error { return nil }
+
+// Stop does nothing; Cleanup releases the store.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's hold on the shared store; the last
+// config to let go closes it.
+func (a *App) Cleanup() error {
+	if a.poolKey == "" {
+		return nil
+	}
+	_, err := storePool.Delete(a.poolKey)
+	return err
+}
+
+// storePool shares one open store per database between the configs that
+// use it. During a reload the new config opens the store before the old
+// one lets go of it, so the store (and the session cache) stays open and
+// no request or session is dropped.
+var storePool = caddy.NewUsagePool()
+
+// sharedStore is what is pooled: the store, the session cache that sits
+// in front of it, and the password hasher whose concurrency limit must be
+// one per process, not one per config.
+type sharedStore struct {
+	store  store.Store
+	cache  *caddyauth.SessionCache
+	hasher *caddyauth.Hasher
+}
+
+// Destruct closes the store when no config uses it any longer.
+func (s *sharedStore) Destruct() error { return s.store.Close() }
+
+func openShared(path string) (*sharedStore, string, error) {
+	key := "sqlite:" + path
+	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			return nil, fmt.Errorf("opening database %s: %w", path, err)
+		}
+		return &sharedStore{
+			store:  st,
+			cache:  caddyauth.NewSessionCache(),
+			hasher: caddyauth.NewHasher(caddyauth.DefaultArgon2Params, 0, rand.Reader),
+		}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*sharedStore), key, nil
+}
+
+// validToken: an RFC 7230 token, as cookie and header names must be.
+func validToken(name string) bool {
+	for _, c := range name {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// appFrom returns the gatehouse app of ctx, with the defaults if the
+// config has no global gatehouse block.
+func appFrom(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("gatehouse")
+	if err != nil {
+		return nil, fmt.Errorf("loading gatehouse app: %w", err)
+	}
+	return v.(*App), nil
+}
+
+// Endpoints is the `gatehouse_endpoints` handler: it serves the account
+// API (register, login, logout, /users) under its two prefixes and passes
+// every other request on. Every path under the prefixes is answered here
+// (unknown ones with 404), so none reaches the upstream.
+type Endpoints struct {
+	// Prefix of the /auth routes. Default: /auth.
+	APIPrefix string `json:"api_prefix,omitempty"`
+	// Prefix of the /users routes. Default: /users.
+	UsersPrefix string `json:"users_prefix,omitempty"`
+
+	api *handlers.API
+}
+
+// CaddyModule returns the Caddy module information.
+func (Endpoints) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.gatehouse_endpoints",
+		New: func() caddy.Module { return new(Endpoints) },
+	}
+}
+
+// Provision sets the defaults and connects to the app.
+func (e *Endpoints) Provision(ctx caddy.Context) error {
+	if e.APIPrefix == "" {
+		e.APIPrefix = handlers.DefaultAPIPrefix
+	}
+	if e.UsersPrefix == "" {
+		e.UsersPrefix = handlers.DefaultUsersPrefix
+	}
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	e.api = &handlers.API{
+		Service:      app.service,
+		APIPrefix:    e.APIPrefix,
+		UsersPrefix:  e.UsersPrefix,
+		CookieDomain: app.CookieDomain,
+		ClientIP:     clientIP,
+		Logger:       ctx.Slogger(),
+	}
+	return nil
+}
+
+// Validate checks the prefixes.
+func (e *Endpoints) Validate() error {
+	for _, p := range []string{e.APIPrefix, e.UsersPrefix} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("prefix %q must start with /", p)
+		}
+	}
+	if strings.TrimSuffix(e.APIPrefix, "/") == strings.TrimSuffix(e.UsersPrefix, "/") {
+		return errors.New("api_prefix and users_prefix must differ")
+	}
+	return nil
+}
+
+// ServeHTTP serves the API or passes the request on.
+func (e *Endpoints) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if e.api.ServeAPI(w, r) {
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// clientIP is the client address as Caddy resolved it: the peer, or the
+// address a trusted proxy reported (trusted_proxies), never a header an
+// untrusted client sent.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// Guard is the `gatehouse_guard` handler: a request passes only with a
+// valid session (or on an `allow`ed path), and then carries the user's
+// identity in headers that only Gatehouse sets.
+//
+// It sets the placeholders {http.auth.user.id}, {http.auth.user.email},
+// {http.auth.user.name}, {http.auth.user.roles} and
+// {http.auth.user.verified} when a user is known.
+type Guard struct {
+	// Path patterns (Caddy's path matcher) that need no session. Identity
+	// is still injected when a valid session is present, and spoofed
+	// identity headers are still stripped.
+	Allow []string `json:"allow,omitempty"`
+
+	// Access rules; all must hold (allowed paths skip them).
+	Require *Requirements `json:"require,omitempty"`
+
+	// Identity headers by field (id, email, name, roles, verified); a field
+	// named here is sent under these names instead of its defaults.
+	Headers map[string][]string `json:"headers,omitempty"`
+
+	// Where browsers without a session are sent. Default: /auth/login.
+	LoginURL string `json:"login_url,omitempty"`
+
+	allow caddyhttp.MatchPath
+	guard *handlers.Guard
+}
+
+// Requirements are a guard's access rules.
+type Requirements struct {
+	// Only verified users pass.
+	Verified bool `json:"verified,omitempty"`
+	// Only superusers pass.
+	Superuser bool `json:"superuser,omitempty"`
+	// Each list: the user needs at least one of its roles.
+	Roles [][]string `json:"roles,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Guard) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.gatehouse_guard",
+		New: func() caddy.Module { return new(Guard) },
+	}
+}
+
+// Provision builds the path matcher and the guard.
+func (g *Guard) Provision(ctx caddy.Context) error {
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	var public func(*http.Request) bool
+	if len(g.Allow) > 0 {
+		// Caddy's own path matcher, so that //admin, %61dmin, case and dot
+		// segments are normalised exactly as Caddy's routing does.
+		g.allow = caddyhttp.MatchPath(g.Allow)
+		if err := g.allow.Provision(ctx); err != nil {
+			return fmt.Errorf("allow: %w", err)
+		}
+		public = func(r *http.Request) bool {
+			ok, err := g.allow.MatchWithError(r)
+			return err == nil && ok
+		}
+	}
+	if g.LoginURL == "" {
+		g.LoginURL = handlers.DefaultAPIPrefix + "/login"
+	}
+	g.guard = &handlers.Guard{
+		Service:     app.service,
+		Public:      public,
+		Require:     g.Require.core(),
+		Headers:     handlers.NewHeaderSet(g.Headers),
+		LoginURL:    g.LoginURL,
+		OriginalURL: originalURL,
+		Logger:      ctx.Slogger(),
+	}
+	return nil
+}
+
+// Validate checks the rules and header names.
+func (g *Guard) Validate() error {
+	if err := g.Require.validate(); err != nil {
+		return err
+	}
+	return validateHeaders(g.Headers)
+}
+
+func (r *Requirements) core() caddyauth.Requirements {
+	if r == nil {
+		return caddyauth.Requirements{}
+	}
+	return caddyauth.Requirements{Verified: r.Verified, Superuser: r.Superuser, AnyRoles: r.Roles}
+}
+
+func (r *Requirements) validate() error {
+	if r == nil {
+		return nil
+	}
+	for _, roles := range r.Roles {
+		if len(roles) == 0 {
+			return errors.New("require role: no role named")
+		}
+		for _, role := range roles {
+			if !caddyauth.ValidRole(role) {
+				return fmt.Errorf("require role: %q is not a valid role name", role)
+			}
+		}
+	}
+	return nil
+}
+
+func validateHeaders(headers map[string][]string) error {
+	for field, names := range headers {
+		known := false
+		for _, f := range handlers.Fields {
+			known = known || f == field
+		}
+		if !known {
+			return fmt.Errorf("header: unknown field %q (want one of %s)", field, strings.Join(handlers.Fields, ", "))
+		}
+		for _, n := range names {
+			if !validToken(n) {
+				return fmt.Errorf("header: %q is not a valid header name", n)
+			}
+		}
+	}
+	return nil
+}
+
+// ServeHTTP applies the guard.
+func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	r, p := g.guard.ServeGuard(w, r)
+	if r == nil {
+		return nil
+	}
+	if p != nil {
+		setPlaceholders(r, p)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// setPlaceholders exposes the user to the rest of the config, and to
+// Caddy's access log (which records {http.auth.user.id}).
+func setPlaceholders(r *http.Request, p *caddyauth.Principal) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("http.auth.user.id", p.UserID)
+	repl.Set("http.auth.user.email", p.Email)
+	repl.Set("http.auth.user.name", p.FullName)
+	repl.Set("http.auth.user.roles", handlers.FieldValue(p, handlers.FieldRoles))
+	repl.Set("http.auth.user.verified", handlers.FieldValue(p, handlers.FieldVerified))
+}
+
+// originalURL is the absolute URL the client asked for, before any
+// rewrite in the config.
+func originalURL(r *http.Request) string {
+	or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok {
+		or = *r
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + or.URL.RequestURI()
+}
+
+// Provider is the `gatehouse` provider of Caddy's authentication handler
+// (http.authentication.providers.gatehouse), for configs that use that
+// handler rather than gatehouse_guard. It makes the same decision as the
+// guard, except that every failure is Caddy's 401.
+type Provider struct {
+	// Access rules; all must hold.
+	Require *Requirements `json:"require,omitempty"`
+	// Identity headers by field, as for the guard.
+	Headers map[string][]string `json:"headers,omitempty"`
+
+	guard *handlers.Guard
+}
+
+// CaddyModule returns the Caddy module information.
+func (Provider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.gatehouse",
+		New: func() caddy.Module { return new(Provider) },
+	}
+}
+
+// Provision connects to the app.
+func (p *Provider) Provision(ctx caddy.Context) error {
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	p.guard = &handlers.Guard{
+		Service: app.service,
+		Require: p.Require.core(),
+		Headers: handlers.NewHeaderSet(p.Headers),
+		Logger:  ctx.Slogger(),
+	}
+	return nil
+}
+
+// Validate checks the rules and header names.
+func (p *Provider) Validate() error {
+	if err := p.Require.validate(); err != nil {
+		return err
+	}
+	return validateHeaders(p.Headers)
+}
+
+// Authenticate implements caddyauth.Authenticator. The user's email, name,
+// roles and verified state become {http.auth.user.*} placeholders.
+func (p *Provider) Authenticate(_ http.ResponseWriter, r *http.Request) (caddyauthn.User, bool, error) {
+	outcome, principal := p.guard.Decide(r)
+	switch outcome {
+	case handlers.Pass:
+		if principal == nil {
+			return caddyauthn.User{}, false, nil
+		}
+		return caddyauthn.User{ID: principal.UserID, Metadata: map[string]string{
+			"email":    principal.Email,
+			"name":     principal.FullName,
+			"roles":    handlers.FieldValue(principal, handlers.FieldRoles),
+			"verified": handlers.FieldValue(principal, handlers.FieldVerified),
+		}}, true, nil
+	case handlers.Failed:
+		return caddyauthn.User{}, false, errors.New("gatehouse: store unavailable")
+	default:
+		return caddyauthn.User{}, false, nil
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.App                   = (*App)(nil)
+	_ caddy.Provisioner           = (*App)(nil)
+	_ caddy.Validator             = (*App)(nil)
+	_ caddy.CleanerUpper          = (*App)(nil)
+	_ caddy.Provisioner           = (*Endpoints)(nil)
+	_ caddy.Validator             = (*Endpoints)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Endpoints)(nil)
+	_ caddy.Provisioner           = (*Guard)(nil)
+	_ caddy.Validator             = (*Guard)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Guard)(nil)
+	_ caddy.Provisioner           = (*Provider)(nil)
+	_ caddy.Validator             = (*Provider)(nil)
+	_ caddyauthn.Authenticator    = (*Provider)(nil)
+)

@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// migrationFiles are the schema changes, named NNNN_what.sql and applied in
+// the order of their number. A released file is never edited: a change is
+// a new file.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+const (
+	sqlCreateMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER NOT NULL PRIMARY KEY,
+	applied_at INTEGER NOT NULL -- unix microseconds
+)`
+	sqlMigrationApplied = `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`
+	sqlRecordMigration  = `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
+)
+
+// migration is one numbered schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations ordered by version.
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("listing migrations: %w", err)
+	}
+	var ms []migration
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("reading migrations: %q is not named NNNN_what.sql", base)
+		}
+		b, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading migration %s: %w", base, err)
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("reading migrations: %s and %s share a version", ms[i-1].name, ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies the migrations db lacks, each in its own transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := apply(ctx, db, m); err != nil {
+			return fmt.Errorf("applying migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// apply runs m unless it was applied already. The check runs inside the
+// transaction, which is IMMEDIATE (the writer's _txlock) and so holds the
+// write lock from its start: when two processes open a new file at once,
+// the second waits for the first and then sees its version recorded.
+func apply(ctx context.Context, db *sql.DB, m migration) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreDone(tx.Rollback()))
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, sqlCreateMigrations); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	var done bool
+	if err := tx.QueryRowContext(ctx, sqlMigrationApplied, m.version).Scan(&done); err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	if done {
+		return tx.Commit()
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("running: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, sqlRecordMigration, m.version, micros(time.Now())); err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+// ignoreDone drops the error of a rollback after a failed commit, which
+// has already ended the transaction.
+func ignoreDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}

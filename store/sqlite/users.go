@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+const (
+	userColumns = `id, email, hashed_password, is_active, is_superuser, is_verified, full_name, roles, created_at, updated_at`
+
+	sqlCreateUser = `INSERT INTO users (id, email, email_key, hashed_password, is_active, is_superuser, is_verified, full_name, roles, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlUserByID    = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+	sqlUserByEmail = `SELECT ` + userColumns + ` FROM users WHERE email_key = ?`
+	sqlUpdateUser  = `UPDATE users SET email = ?, email_key = ?, hashed_password = ?, is_active = ?, is_superuser = ?,
+	is_verified = ?, full_name = ?, roles = ?, updated_at = ?
+WHERE id = ?`
+	sqlDeleteUser = `DELETE FROM users WHERE id = ?`
+	sqlListUsers  = `SELECT ` + userColumns + ` FROM users ORDER BY email_key, id`
+)
+
+// emailKey is the unique lookup key of an email. It is folded in Go, not
+// with SQLite's lower(), which folds ASCII letters only.
+func emailKey(email string) string { return strings.ToLower(email) }
+
+// CreateUser inserts u; store.ErrConflict when its email (ignoring case) or
+// id is taken.
+func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+	roles, err := encodeRoles(u.Roles)
+	if err != nil {
+		return fmt.Errorf("creating user: %w", err)
+	}
+	_, err = s.writer.ExecContext(ctx, sqlCreateUser,
+		u.ID, u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+		u.FullName, roles, micros(u.CreatedAt), micros(u.UpdatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("creating user: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("creating user: %w", err)
+	}
+	return nil
+}
+
+// UserByID returns the user with that id, or store.ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id string) (*store.User, error) {
+	u, err := scanUser(s.readers.QueryRowContext(ctx, sqlUserByID, id))
+	if err != nil {
+		return nil, fmt.Errorf("looking up user by id: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with that email, ignoring case, or
+// store.ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*store.User, error) {
+	u, err := scanUser(s.readers.QueryRowContext(ctx, sqlUserByEmail, emailKey(email)))
+	if err != nil {
+		return nil, fmt.Errorf("looking up user by email: %w", err)
+	}
+	return u, nil
+}
+
+// UpdateUser replaces every field of the user u.ID but CreatedAt.
+func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+	roles, err := encodeRoles(u.Roles)
+	if err != nil {
+		return fmt.Errorf("updating user: %w", err)
+	}
+	res, err := s.writer.ExecContext(ctx, sqlUpdateUser,
+		u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+		u.FullName, roles, micros(u.UpdatedAt), u.ID)
+	if isUnique(err) {
+		return fmt.Errorf("updating user: %w", store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("updating user: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("updating user: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("updating user: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUser removes the user; their sessions go with them (ON DELETE
+// CASCADE, in the same statement).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	res, err := s.writer.ExecContext(ctx, sqlDeleteUser, id)
+	if err != nil {
+		return fmt.Errorf("deleting user: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("deleting user: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("deleting user: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListUsers returns every user ordered by email, ignoring case.
+func (s *Store) ListUsers(ctx context.Context) (_ []store.User, err error) {
+	rows, err := s.readers.QueryContext(ctx, sqlListUsers)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	defer func() { err = errors.Join(err, rows.Close()) }()
+	users := []store.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing users: %w", err)
+		}
+		users = append(users, *u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return users, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanUser reads the columns of userColumns; store.ErrNotFound when there
+// is no row.
+func scanUser(row scanner) (*store.User, error) {
+	var (
+		u                    store.User
+		roles                string
+		createdAt, updatedAt int64
+	)
+	err := row.Scan(&u.ID, &u.Email, &u.HashedPassword, &u.IsActive, &u.IsSuperuser, &u.IsVerified,
+		&u.FullName, &roles, &createdAt, &updatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Roles, err = decodeRoles(roles); err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt = fromMicros(createdAt), fromMicros(updatedAt)
+	return &u, nil
+}
+
+// encodeRoles stores roles as a JSON array; nil becomes [].
+func encodeRoles(roles []string) (string, error) {
+	if roles == nil {
+		roles = []string{}
+	}
+	b, err := json.Marshal(roles)
+	if err != nil {
+		return "", fmt.Errorf("encoding roles: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeRoles reads a JSON array of roles, never returning nil.
+func decodeRoles(s string) ([]string, error) {
+	roles := []string{}
+	if err := json.Unmarshal([]byte(s), &roles); err != nil {
+		return nil, fmt.Errorf("decoding roles: %w", err)
+	}
+	if roles == nil { // the column held "null"
+		roles = []string{}
+	}
+	return roles, nil
+}
