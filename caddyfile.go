@@ -306,6 +306,6 @@ func parseGuard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 
 // Interface guards
 var (
-	_ httpcaddyfile.UnmarshalGlobalFunc = parseGlobalOption
+	_ httpcaddyfile.UnmarshalGlobalFunc  = parseGlobalOption
 	_ httpcaddyfile.UnmarshalHandlerFunc = parseEndpoints
 )

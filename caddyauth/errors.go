@@ -40,7 +40,7 @@ type FieldError struct {
 	Field string // JSON field name
 	Type  string // e.g. "value_error", "missing", "string_too_long"
 	Msg   string
-	Input any    // the offending value, echoed back
+	Input any // the offending value, echoed back
 	Ctx   map[string]any
 }
 
