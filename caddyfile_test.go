@@ -1,0 +1,122 @@
+package gatehouse
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the Caddyfile adapt goldens")
+
+// adapt turns a Caddyfile into indented JSON, as `caddy adapt` does.
+func adapt(t *testing.T, caddyfile string) ([]byte, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "\t"); err != nil {
+		t.Fatalf("indenting adapted JSON: %v", err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+// TestCaddyfileAdapt holds the Caddyfile → JSON translation to goldens:
+// each testdata/caddyfile/NAME.caddyfile adapts to NAME.json exactly.
+// Run with -update to rewrite the goldens after a deliberate change.
+func TestCaddyfileAdapt(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/caddyfile/*.caddyfile")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no goldens found: %v", err)
+	}
+	for _, in := range inputs {
+		name := strings.TrimSuffix(filepath.Base(in), ".caddyfile")
+		t.Run(name, func(t *testing.T) {
+			src, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := adapt(t, string(src))
+			if err != nil {
+				t.Fatalf("adapting: %v", err)
+			}
+			golden := strings.TrimSuffix(in, ".caddyfile") + ".json"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("reading golden (run with -update to create it): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("adapted JSON differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestCaddyfileExampleAdapts keeps the shipped example valid.
+func TestCaddyfileExampleAdapts(t *testing.T) {
+	src, err := os.ReadFile("Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := adapt(t, string(src))
+	if err != nil {
+		t.Fatalf("Caddyfile.example does not adapt: %v", err)
+	}
+	for _, want := range []string{`"gatehouse_endpoints"`, `"gatehouse_guard"`, `"/public/*"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("adapted example lacks %s", want)
+		}
+	}
+}
+
+// TestCaddyfileErrors: every mistake is an error naming the problem,
+// never silently ignored.
+func TestCaddyfileErrors(t *testing.T) {
+	site := "\nhttp://localhost:8080 {\n\t%s\n}\n"
+	cases := []struct {
+		name, caddyfile, wantErr string
+	}{
+		{"unknown global subdirective", "{\n\tgatehouse {\n\t\tdatabse sqlite x.db\n\t}\n}", `unrecognized subdirective "databse"`},
+		{"duplicate global subdirective", "{\n\tgatehouse {\n\t\tsecret a\n\t\tsecret b\n\t}\n}", `duplicate subdirective "secret"`},
+		{"unsupported driver", "{\n\tgatehouse {\n\t\tdatabase mysql x\n\t}\n}", `unsupported driver "mysql"`},
+		{"database without path", "{\n\tgatehouse {\n\t\tdatabase sqlite\n\t}\n}", "wrong argument count"},
+		{"bad on/off", "{\n\tgatehouse {\n\t\trequire_verified yes\n\t}\n}", `"yes" is neither on nor off`},
+		{"bad duration", "{\n\tgatehouse {\n\t\tsession_lifetime forever\n\t}\n}", `"forever" is not a positive duration`},
+		{"bad min length", "{\n\tgatehouse {\n\t\tpassword_min_length -3\n\t}\n}", "password_min_length"},
+		{"bad registration", "{\n\tgatehouse {\n\t\tregistration maybe\n\t}\n}", `"maybe" is neither open nor closed`},
+		{"smtp without from", "{\n\tgatehouse {\n\t\tmail smtp smtp://h:587\n\t}\n}", "from address is required"},
+		{"unknown mail mode", "{\n\tgatehouse {\n\t\tmail pigeon x\n\t}\n}", `unknown mode "pigeon"`},
+		{"unknown guard subdirective", strings.Replace(site, "%s", "gatehouse_guard {\n\t\tallw /x\n\t}", 1), `unrecognized subdirective "allw"`},
+		{"unknown require rule", strings.Replace(site, "%s", "gatehouse_guard {\n\t\trequire admin\n\t}", 1), `unknown rule "admin"`},
+		{"require role without role", strings.Replace(site, "%s", "gatehouse_guard {\n\t\trequire role\n\t}", 1), "at least one role"},
+		{"unknown header field", strings.Replace(site, "%s", "gatehouse_guard {\n\t\theader password X-Pw\n\t}", 1), `unknown field "password"`},
+		{"allow without pattern", strings.Replace(site, "%s", "gatehouse_guard {\n\t\tallow\n\t}", 1), "wrong argument count"},
+		{"unknown endpoints subdirective", strings.Replace(site, "%s", "gatehouse_endpoints {\n\t\tprefix /x\n\t}", 1), `unrecognized subdirective "prefix"`},
+		{"duplicate endpoints subdirective", strings.Replace(site, "%s", "gatehouse_endpoints {\n\t\tapi_prefix /a\n\t\tapi_prefix /b\n\t}", 1), `duplicate subdirective "api_prefix"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, tc.caddyfile)
+			if err == nil {
+				t.Fatalf("adapted without error; want one containing %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q does not contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
