@@ -2,6 +2,7 @@ package gatehouse
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -34,6 +35,7 @@ func init() {
 //		mail smtp <url> {
 //			from <address>
 //		}
+//		mail <smtp-url> { … }        # the same, shorter
 //		base_url <url>
 //		password_min_length <n>
 //		require_verified on|off
@@ -116,8 +118,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 
 // parseMail parses `mail dir <directory>` and `mail smtp <url> { from <address> }`.
 func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
+	args := d.RemainingArgs()
 	var mode, target string
-	if !d.AllArgs(&mode, &target) {
+	switch {
+	case len(args) == 2:
+		mode, target = args[0], args[1]
+	case len(args) == 1 && (strings.HasPrefix(args[0], "smtp://") || strings.HasPrefix(args[0], "smtps://")):
+		// The short form `mail smtp://…`.
+		mode, target = "smtp", args[0]
+	default:
 		return nil, d.ArgErr()
 	}
 	mc := new(MailConfig)
