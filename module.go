@@ -124,7 +124,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.poolKey = key
-	svc, err := a.newService(ctx, shared, ctx.Slogger())
+	svc, err := a.newService(ctx, shared.store, shared.cache, shared.hasher, ctx.Slogger())
 	if err != nil {
 		_, _ = storePool.Delete(key)
 		a.poolKey = ""
@@ -188,9 +188,13 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// newService builds the core on a shared store, with the secret from the
-// config or, when absent, the one persisted in the database.
-func (a *App) newService(ctx context.Context, shared *sharedStore, log *slog.Logger) (*caddyauth.Service, error) {
+// newService builds the core on st with this config's options, and the
+// secret from the config or, when absent, the one persisted in st. It is
+// the one place where a config becomes a Service: Provision passes the
+// pooled store, cache and hasher; the `caddy gatehouse` command passes the
+// store it opened itself, so that both hash, check passwords and end
+// sessions alike.
+func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.SessionCache, hasher *caddyauth.Hasher, log *slog.Logger) (*caddyauth.Service, error) {
 	secret := []byte(a.Secret)
 	if len(secret) == 0 {
 		// Generated once per database and kept there: a new key per start
@@ -201,16 +205,16 @@ func (a *App) newService(ctx context.Context, shared *sharedStore, log *slog.Log
 			return nil, fmt.Errorf("generating secret: %w", err)
 		}
 		var err error
-		if secret, err = shared.store.SettingOrInit(ctx, "secret", fresh); err != nil {
+		if secret, err = st.SettingOrInit(ctx, "secret", fresh); err != nil {
 			return nil, fmt.Errorf("loading secret: %w", err)
 		}
 	}
 	requireCurrent := a.RequireCurrentPassword == nil || *a.RequireCurrentPassword
 	return caddyauth.New(caddyauth.Options{
-		Store:                  shared.store,
+		Store:                  st,
 		Secret:                 secret,
-		Cache:                  shared.cache,
-		Hasher:                 shared.hasher,
+		Cache:                  cache,
+		Hasher:                 hasher,
 		PasswordMinLength:      a.PasswordMinLength,
 		RequireVerified:        a.RequireVerified,
 		RequireCurrentPassword: requireCurrent,
@@ -259,20 +263,33 @@ func (s *sharedStore) Destruct() error { return s.store.Close() }
 func openShared(path string) (*sharedStore, string, error) {
 	key := "sqlite:" + path
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		st, err := sqlite.Open(context.Background(), path)
+		st, err := openStore(context.Background(), path)
 		if err != nil {
-			return nil, fmt.Errorf("opening database %s: %w", path, err)
+			return nil, err
 		}
-		return &sharedStore{
-			store:  st,
-			cache:  caddyauth.NewSessionCache(),
-			hasher: caddyauth.NewHasher(caddyauth.DefaultArgon2Params, 0, rand.Reader),
-		}, nil
+		return &sharedStore{store: st, cache: caddyauth.NewSessionCache(), hasher: newHasher()}, nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return v.(*sharedStore), key, nil
+}
+
+// openStore opens (creating and migrating it when needed) the SQLite
+// database at path. The server opens each database once, through
+// storePool; the `caddy gatehouse` command opens it directly.
+func openStore(ctx context.Context, path string) (store.Store, error) {
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// newHasher returns a password hasher with the production parameters and
+// one hash per CPU at a time.
+func newHasher() *caddyauth.Hasher {
+	return caddyauth.NewHasher(caddyauth.DefaultArgon2Params, 0, rand.Reader)
 }
 
 // validToken: an RFC 7230 token, as cookie and header names must be.
