@@ -29,12 +29,32 @@ type SessionCache struct {
 	mu        sync.RWMutex
 	entries   map[string]*cacheEntry
 	lastSweep time.Time
+
+	// Revocations race with lookups: a request may read a session from
+	// the store just before a logout deletes it, and cache it just after
+	// the logout emptied the cache. So every drop is numbered, and
+	// remembered for a while per session and per user; an entry whose
+	// lookup began before a drop that concerns it is not cached.
+	generation atomic.Uint64
+	drops      map[string]dropMark // "s:"+session id, "u:"+user id
 }
+
+type dropMark struct {
+	generation uint64
+	at         time.Time // wall clock, only to forget old marks
+}
+
+// dropMemory is how long drops are remembered: far longer than any
+// lookup takes.
+const dropMemory = time.Minute
 
 // NewSessionCache returns an empty cache.
 func NewSessionCache() *SessionCache {
-	return &SessionCache{entries: make(map[string]*cacheEntry)}
+	return &SessionCache{entries: make(map[string]*cacheEntry), drops: make(map[string]dropMark)}
 }
+
+// begin is called before a lookup reads the store; its result goes to put.
+func (c *SessionCache) begin() uint64 { return c.generation.Load() }
 
 type cacheEntry struct {
 	principal  *Principal // immutable once cached
@@ -51,9 +71,16 @@ func (c *SessionCache) get(key string) *cacheEntry {
 	return e
 }
 
-func (c *SessionCache) put(key string, e *cacheEntry, now time.Time) {
+// put caches e under key, unless the session or user was dropped after
+// the lookup that produced e began (begin's generation).
+func (c *SessionCache) put(key string, e *cacheEntry, began uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for _, mark := range []string{"s:" + e.principal.SessionID, "u:" + e.principal.UserID} {
+		if d, ok := c.drops[mark]; ok && d.generation > began {
+			return
+		}
+	}
 	c.entries[key] = e
 	// Sweep stale entries now and then, so that the map holds only
 	// credentials used within the last few seconds.
@@ -62,6 +89,12 @@ func (c *SessionCache) put(key string, e *cacheEntry, now time.Time) {
 		for k, old := range c.entries {
 			if now.Sub(old.fetched) > cacheTTL {
 				delete(c.entries, k)
+			}
+		}
+		wall := time.Now()
+		for k, d := range c.drops {
+			if wall.Sub(d.at) > dropMemory {
+				delete(c.drops, k)
 			}
 		}
 	}
@@ -73,19 +106,21 @@ func (c *SessionCache) remove(key string) {
 	c.mu.Unlock()
 }
 
-// dropSession forgets every credential of one session.
+// dropSession forgets every credential of one session. Call it after
+// the store has changed: lookups that began before are then not cached.
 func (c *SessionCache) dropSession(sessionID string) {
-	c.drop(func(p *Principal) bool { return p.SessionID == sessionID })
+	c.drop("s:"+sessionID, func(p *Principal) bool { return p.SessionID == sessionID })
 }
 
-// dropUser forgets every credential of one user.
+// dropUser forgets every credential of one user, as dropSession does.
 func (c *SessionCache) dropUser(userID string) {
-	c.drop(func(p *Principal) bool { return p.UserID == userID })
+	c.drop("u:"+userID, func(p *Principal) bool { return p.UserID == userID })
 }
 
-func (c *SessionCache) drop(match func(*Principal) bool) {
+func (c *SessionCache) drop(mark string, match func(*Principal) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.drops[mark] = dropMark{generation: c.generation.Add(1), at: time.Now()}
 	for k, e := range c.entries {
 		if match(e.principal) {
 			delete(c.entries, k)

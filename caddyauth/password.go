@@ -34,6 +34,10 @@ const (
 	maxArgon2Time    = 64
 	argon2SaltLength = 16
 	argon2KeyLength  = 32
+	// Each bcrypt cost step doubles the work: a stored "$2b$31$…" would
+	// hold a hashing slot for more than a day. 16 is well above what
+	// passlib and pwdlib write (12).
+	maxBcryptCost = 16
 )
 
 // Hasher hashes passwords with argon2id and verifies argon2id and bcrypt
@@ -107,6 +111,9 @@ func (h *Hasher) Verify(ctx context.Context, password, hash string) (ok, rehash 
 		// bcrypt compares in constant time itself. Hashes made by
 		// fastapi-users ≤ v12 (passlib) are bcrypt; they are upgraded on
 		// a successful login.
+		if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost > maxBcryptCost {
+			return false, false, nil
+		}
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
 		return err == nil, err == nil, nil
 	default:

@@ -22,10 +22,11 @@ import (
 // that a front end or a backend that checks it works unchanged.
 const JWTAudience = "fastapi-users:auth"
 
-// touchInterval is how stale a session's stored last-seen time may get
+// maxTouchInterval is how stale a session's stored last-seen time may get
 // before a use writes it again; it bounds writes on the guard's path to
-// one per session per interval.
-const touchInterval = time.Minute
+// one per session per interval. Short idle timeouts touch more often (see
+// Service.touchInterval).
+const maxTouchInterval = time.Minute
 
 // purgeInterval is how often logins sweep expired sessions out.
 const purgeInterval = 10 * time.Minute
@@ -123,32 +124,30 @@ func (s *Service) upgradeHash(ctx context.Context, u *store.User, password strin
 }
 
 // openSession stores a new session for u and returns its credential.
-// Every login gets a fresh random token and id: a session id chosen
+// Every login gets a fresh random id and token: a session id chosen
 // before login (fixation) never becomes a logged-in one.
+//
+// The store keeps the SHA-256 digest of the token, never the token. For
+// the bearer transport the token is the JWT itself (whose jti is the
+// session id); for the cookie transport it is 32 random bytes, which the
+// cookie carries encrypted and authenticated.
 func (s *Service) openSession(ctx context.Context, u *store.User, t store.Transport, ci ClientInfo) (*LoginResult, error) {
-	var raw [32]byte
-	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
-		return nil, fmt.Errorf("reading randomness: %w", err)
-	}
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	var id [16]byte
 	if _, err := io.ReadFull(s.rand, id[:]); err != nil {
 		return nil, fmt.Errorf("reading randomness: %w", err)
 	}
 	now := s.now().UTC().Truncate(time.Second)
-	digest := sha256.Sum256([]byte(token))
 	sess := &store.Session{
-		ID:          hex.EncodeToString(id[:]),
-		UserID:      u.ID,
-		TokenDigest: digest[:],
-		Transport:   t,
-		CreatedAt:   now,
-		LastSeenAt:  now,
-		ExpiresAt:   now.Add(s.lifetime),
-		UserAgent:   clean(ci.UserAgent, maxUserAgent),
-		IP:          clean(ci.IP, maxIP),
+		ID:         hex.EncodeToString(id[:]),
+		UserID:     u.ID,
+		Transport:  t,
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(s.lifetime),
+		UserAgent:  clean(ci.UserAgent, maxUserAgent),
+		IP:         clean(ci.IP, maxIP),
 	}
-	var credential string
+	var credential, token string
 	switch t {
 	case store.TransportBearer:
 		claims := jwt.RegisteredClaims{
@@ -156,14 +155,19 @@ func (s *Service) openSession(ctx context.Context, u *store.User, t store.Transp
 			Audience:  jwt.ClaimStrings{JWTAudience},
 			ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt),
 			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        token,
+			ID:        sess.ID,
 		}
 		signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.keys.jwt)
 		if err != nil {
 			return nil, fmt.Errorf("signing access token: %w", err)
 		}
-		credential = signed
+		credential, token = signed, signed
 	case store.TransportCookie:
+		var raw [32]byte
+		if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+			return nil, fmt.Errorf("reading randomness: %w", err)
+		}
+		token = base64.RawURLEncoding.EncodeToString(raw[:])
 		encoded, err := s.cookies.Encode(s.cookieName, []byte(token))
 		if err != nil {
 			return nil, fmt.Errorf("encoding cookie: %w", err)
@@ -172,10 +176,22 @@ func (s *Service) openSession(ctx context.Context, u *store.User, t store.Transp
 	default:
 		return nil, fmt.Errorf("unknown transport %q", t)
 	}
+	digest := sha256.Sum256([]byte(token))
+	sess.TokenDigest = digest[:]
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, storeErr("storing session", err)
 	}
 	return &LoginResult{Credential: credential, User: u, Session: sess}, nil
+}
+
+// touchInterval is how often a session in use has its last-seen time
+// written: once a minute, or four times per idle period when that is
+// shorter.
+func (s *Service) touchInterval() time.Duration {
+	if s.idle > 0 && s.idle/4 < maxTouchInterval {
+		return s.idle / 4
+	}
+	return maxTouchInterval
 }
 
 // AuthenticateBearer resolves an access token (the JWT of the bearer
@@ -206,10 +222,12 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 		return e.principal, nil
 	}
 	// A miss, or an entry older than cacheTTL: verify from scratch.
+	began := s.cache.begin()
 	var (
 		token      string
 		validUntil time.Time
 		subject    string
+		sessionID  string
 	)
 	switch t {
 	case store.TransportBearer:
@@ -217,7 +235,7 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 		if err != nil {
 			return nil, ErrUnauthenticated
 		}
-		token, subject, validUntil = claims.ID, claims.Subject, claims.ExpiresAt.Time
+		token, subject, sessionID, validUntil = credential, claims.Subject, claims.ID, claims.ExpiresAt.Time
 	case store.TransportCookie:
 		var raw []byte
 		if err := s.cookies.Decode(s.cookieName, credential, &raw); err != nil {
@@ -237,7 +255,7 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 	if err != nil {
 		return nil, fmt.Errorf("looking up session: %w", err)
 	}
-	if sess.Transport != t || subject != "" && subject != u.ID || !u.IsActive {
+	if sess.Transport != t || subject != "" && subject != u.ID || sessionID != "" && sessionID != sess.ID || !u.IsActive {
 		return nil, ErrUnauthenticated
 	}
 	if validUntil.IsZero() || sess.ExpiresAt.Before(validUntil) {
@@ -256,14 +274,24 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 			}
 		}
 	}
-	if idle > 0 && now.Sub(lastSeen) > idle {
+	// Without a cache entry, the last use known is the stored one, which
+	// lags the real last use by up to one touch interval plus one cache
+	// period (uses served from the cache are written on a later miss
+	// only). The check then allows that much, so that a session is never
+	// ended before its idle time, and at most that lag after it. With an
+	// entry, this process saw the latest uses itself: the check is exact.
+	slack := s.touchInterval() + cacheTTL
+	if e != nil {
+		slack = 0
+	}
+	if idle > 0 && now.Sub(lastSeen) > idle+slack {
 		s.cache.remove(credential)
 		if err := s.store.DeleteSession(ctx, sess.UserID, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.WarnContext(ctx, "removing idle session", "session", shortID(sess.ID), "error", err)
 		}
 		return nil, ErrUnauthenticated
 	}
-	if now.Sub(sess.LastSeenAt) >= touchInterval {
+	if now.Sub(sess.LastSeenAt) >= s.touchInterval() {
 		// Recording the use is not part of the decision: if it fails the
 		// request still passes, and the next miss tries again.
 		if err := s.store.TouchSession(ctx, sess.ID, now.UTC()); err != nil {
@@ -273,7 +301,7 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 	p := principalOf(u, sess)
 	ne := &cacheEntry{principal: p, fetched: now, validUntil: validUntil, idle: idle}
 	ne.lastSeen.Store(now.UnixMicro())
-	s.cache.put(credential, ne, now)
+	s.cache.put(credential, ne, began, now)
 	return p, nil
 }
 
@@ -311,16 +339,25 @@ func (s *Service) parseJWT(token string) (*jwt.RegisteredClaims, error) {
 	return claims, nil
 }
 
-// IsOwnBearerToken reports whether token is an access token signed with
-// this installation's key, valid or not otherwise (expired, revoked). The
-// guard uses it to decide whether an Authorization header is Gatehouse's
-// to strip before the request goes upstream.
+// IsOwnBearerToken reports whether token is, or claims to be, one of
+// Gatehouse's access tokens: signed with this installation's key (valid or
+// not otherwise: expired, revoked), or naming Gatehouse's audience
+// whatever its signature (a damaged or forged copy). The guard strips such
+// an Authorization header before the request goes upstream, so that no
+// version of a user's token ever reaches the application.
 func (s *Service) IsOwnBearerToken(token string) bool {
 	_, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return s.keys.jwt, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithoutClaimsValidation(),
 	)
-	return err == nil
+	if err == nil {
+		return true
+	}
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
+		return false
+	}
+	return slices.Contains(claims.Audience, JWTAudience)
 }
 
 // Logout ends the session behind p. The cache forgets it at once, so the
@@ -337,8 +374,9 @@ func (s *Service) Logout(ctx context.Context, p *Principal) error {
 // no such session.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) error {
 	// Forget the session before the delete, so this process stops
-	// accepting it at once, and again after it, in case a request that
-	// read the row just before the delete cached it meanwhile.
+	// accepting it at once, and again after it, so that a lookup that
+	// read the row just before the delete is not cached (see
+	// SessionCache.drops).
 	s.cache.dropSession(sessionID)
 	defer s.cache.dropSession(sessionID)
 	if err := s.store.DeleteSession(ctx, userID, sessionID); err != nil {

@@ -56,7 +56,9 @@ func (a *API) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
 			u := *r.URL
 			u.Path = strings.TrimSuffix(path, "/")
 			u.RawPath = ""
-			http.Redirect(w, r, u.RequestURI(), http.StatusTemporaryRedirect)
+			// Location set as is: http.Redirect would clean dot segments.
+			w.Header().Set("Location", u.RequestURI())
+			w.WriteHeader(http.StatusTemporaryRedirect)
 			return true
 		}
 	}
@@ -111,8 +113,10 @@ func (a *API) match(path string) (*route, string) {
 	case api + "/cookie/logout":
 		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.logout(store.TransportCookie)}}, ""
 	case users + "/me":
+		// DELETE /users/me is DELETE /users/{id} with the id "me", as in
+		// fastapi-users: 404 for a superuser (not a UUID), 401/403 for others.
 		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){
-			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe}}, ""
+			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe, http.MethodDelete: a.deleteUser}}, "me"
 	}
 	if id, ok := strings.CutPrefix(path, users+"/"); ok && id != "" && !strings.Contains(id, "/") {
 		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
@@ -31,7 +32,7 @@ var DefaultHeaders = map[string][]string{
 // strips from every request.
 type HeaderSet struct {
 	byField map[string][]string
-	strip   map[string]bool // folded names
+	strip   []string // folded names (see foldHeaderName), without duplicates
 }
 
 // NewHeaderSet starts from DefaultHeaders; each field named in overrides
@@ -40,25 +41,30 @@ type HeaderSet struct {
 // defaults and the overrides: a renamed header must not let a client's
 // Remote-User through to an upstream that still reads it.
 func NewHeaderSet(overrides map[string][]string) *HeaderSet {
-	hs := &HeaderSet{byField: map[string][]string{}, strip: map[string]bool{}}
+	hs := &HeaderSet{byField: map[string][]string{}}
 	for _, f := range Fields {
 		names := DefaultHeaders[f]
 		if o, ok := overrides[f]; ok {
 			names = o
 		}
 		hs.byField[f] = names
-		for _, n := range append(DefaultHeaders[f], names...) {
-			hs.strip[foldHeaderName(n)] = true
+		for _, n := range append(slices.Clone(DefaultHeaders[f]), names...) {
+			if folded := foldHeaderName(n); !slices.Contains(hs.strip, folded) {
+				hs.strip = append(hs.strip, folded)
+			}
 		}
 	}
 	return hs
 }
 
 // foldHeaderName folds the spellings a server or framework may treat as
-// the same header: case, and '_' for '-' (CGI, PHP, WSGI and others turn
-// both Remote-User and Remote_User into REMOTE_USER).
+// the same header: case, and '_' or '.' for '-' (CGI, PHP, WSGI and others
+// turn both Remote-User and Remote_User into REMOTE_USER; PHP folds
+// Remote.User there too). Caddy drops '_' and '.' names by default, but
+// not when a server allowlists them (expected_underscore_headers,
+// expected_dot_headers).
 func foldHeaderName(name string) string {
-	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
 }
 
 // Strip deletes every client-supplied identity header, in any case and
@@ -66,10 +72,34 @@ func foldHeaderName(name string) string {
 // that trusts Remote-User must only ever see the value Gatehouse set.
 func (hs *HeaderSet) Strip(h http.Header) {
 	for name := range h {
-		if hs.strip[foldHeaderName(name)] {
-			delete(h, name)
+		for _, folded := range hs.strip {
+			if sameFolded(name, folded) {
+				delete(h, name)
+				break
+			}
 		}
 	}
+}
+
+// sameFolded reports whether foldHeaderName(name) == folded, without
+// allocating: it runs for every header of every request.
+func sameFolded(name, folded string) bool {
+	if len(name) != len(folded) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_' || c == '.':
+			c = '-'
+		}
+		if c != folded[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Set writes p's identity into h. A value that is empty is not sent, and

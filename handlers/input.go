@@ -53,17 +53,15 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 		return nil, nil, err
 	}
 	b = &jsonBody{fields: map[string]json.RawMessage{}}
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
-		var input any = nil
-		if len(body) > 0 {
-			input = string(body)
-		}
-		b.errs = append(b.errs, validationItem{Type: "model_attributes_type", Loc: []any{"body"},
-			Msg: "Input should be a valid dictionary or object to extract fields from", Input: input})
+	// As FastAPI: an empty body is a missing one, whatever its content
+	// type says.
+	if len(body) == 0 {
+		b.errs = append(b.errs, validationItem{Type: "missing", Loc: []any{"body"}, Msg: "Field required", Input: nil})
 		return b, nil, nil
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		b.errs = append(b.errs, validationItem{Type: "missing", Loc: []any{"body"}, Msg: "Field required", Input: nil})
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		b.errs = append(b.errs, validationItem{Type: "model_attributes_type", Loc: []any{"body"},
+			Msg: "Input should be a valid dictionary or object to extract fields from", Input: string(body)})
 		return b, nil, nil
 	}
 	if !json.Valid(body) {
@@ -72,7 +70,13 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 		offset := 0
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
+			// Go counts the bytes read including the bad one; Python's
+			// json (and so FastAPI) gives the bad byte's index. At the end
+			// of the input both give its length.
 			offset = int(se.Offset)
+			if offset > 0 && offset < len(body) {
+				offset--
+			}
 		}
 		msg := "invalid JSON"
 		if err != nil {
@@ -82,6 +86,12 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 			Input: map[string]any{}, Ctx: map[string]any{"error": msg}}}, nil
 	}
 	b.raw = body
+	if isNull(body) {
+		// The JSON null is no body at all, to FastAPI as to pydantic.
+		b.raw = nil
+		b.errs = append(b.errs, validationItem{Type: "missing", Loc: []any{"body"}, Msg: "Field required", Input: nil})
+		return b, nil, nil
+	}
 	if err := json.Unmarshal(body, &b.fields); err != nil || b.fields == nil {
 		b.fields = map[string]json.RawMessage{}
 		b.errs = append(b.errs, validationItem{Type: "model_attributes_type", Loc: []any{"body"},
