@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/handlers"
 	"github.com/gatehouse-caddy/gatehouse/store"
 )
 
@@ -371,6 +372,22 @@ func userByEmail(ctx context.Context, svc *caddyauth.Service, email string) (*st
 	return u, nil
 }
 
+// withUser loads t's config, opens its database and runs do on the
+// account named by --email.
+func (o cliOptions) withUser(ctx context.Context, t *target, do func(*caddyauth.Service, *store.User) error) error {
+	a, err := t.loadApp()
+	if err != nil {
+		return err
+	}
+	return o.withService(ctx, a, func(svc *caddyauth.Service) error {
+		u, err := userByEmail(ctx, svc, t.email)
+		if err != nil {
+			return err
+		}
+		return do(svc, u)
+	})
+}
+
 func (o cliOptions) userAdd() *cobra.Command {
 	var (
 		t                   target
@@ -429,32 +446,6 @@ of standard input; it must satisfy the config's password policy.
 	return cmd
 }
 
-// userOut is the user object of the JSON API (id, email, is_active,
-// is_superuser, is_verified, full_name, roles), so that scripts read one
-// shape from both. It never carries the password hash.
-type userOut struct {
-	ID          string   `json:"id"`
-	Email       string   `json:"email"`
-	IsActive    bool     `json:"is_active"`
-	IsSuperuser bool     `json:"is_superuser"`
-	IsVerified  bool     `json:"is_verified"`
-	FullName    *string  `json:"full_name"`
-	Roles       []string `json:"roles"`
-}
-
-func toUserOut(u *store.User) userOut {
-	out := userOut{ID: u.ID, Email: u.Email, IsActive: u.IsActive, IsSuperuser: u.IsSuperuser,
-		IsVerified: u.IsVerified, Roles: u.Roles}
-	if u.FullName != "" {
-		name := u.FullName
-		out.FullName = &name
-	}
-	if out.Roles == nil {
-		out.Roles = []string{}
-	}
-	return out
-}
-
 func (o cliOptions) userList() *cobra.Command {
 	var (
 		t      target
@@ -492,9 +483,10 @@ objects.
 }
 
 func writeUsersJSON(w io.Writer, users []store.User) error {
-	out := make([]userOut, 0, len(users))
+	// The API's user objects, so that scripts read one shape from both.
+	out := make([]handlers.UserJSON, 0, len(users))
 	for i := range users {
-		out = append(out, toUserOut(&users[i]))
+		out = append(out, handlers.ToUserJSON(&users[i]))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -575,15 +567,7 @@ given (repeat it for several); --no-roles removes them all.
 			if patch.IsActive == nil && patch.IsSuperuser == nil && patch.IsVerified == nil && patch.Roles == nil {
 				return usageErrorf("nothing to change: give --active, --inactive, --superuser, --no-superuser, --verified, --unverified, --role or --no-roles")
 			}
-			a, err := t.loadApp()
-			if err != nil {
-				return err
-			}
-			return o.withService(cmd.Context(), a, func(svc *caddyauth.Service) error {
-				u, err := userByEmail(cmd.Context(), svc, t.email)
-				if err != nil {
-					return err
-				}
+			return o.withUser(cmd.Context(), &t, func(svc *caddyauth.Service, u *store.User) error {
 				// "" keeps no session: this change is made by no session
 				// of the user's, and deactivation ends them all.
 				if _, err := svc.UpdateUser(cmd.Context(), u.ID, patch, ""); err != nil {
@@ -657,15 +641,7 @@ within {staleness}).
 			if err := t.check(true, false); err != nil {
 				return err
 			}
-			a, err := t.loadApp()
-			if err != nil {
-				return err
-			}
-			return o.withService(cmd.Context(), a, func(svc *caddyauth.Service) error {
-				u, err := userByEmail(cmd.Context(), svc, t.email)
-				if err != nil {
-					return err
-				}
+			return o.withUser(cmd.Context(), &t, func(svc *caddyauth.Service, u *store.User) error {
 				if err := svc.DeleteUser(cmd.Context(), u.ID); err != nil {
 					return explain(err, t.email)
 				}
@@ -690,15 +666,7 @@ as it is: the user can log in again.
 			if err := t.check(true, false); err != nil {
 				return err
 			}
-			a, err := t.loadApp()
-			if err != nil {
-				return err
-			}
-			return o.withService(cmd.Context(), a, func(svc *caddyauth.Service) error {
-				u, err := userByEmail(cmd.Context(), svc, t.email)
-				if err != nil {
-					return err
-				}
+			return o.withUser(cmd.Context(), &t, func(svc *caddyauth.Service, u *store.User) error {
 				n, err := svc.RevokeUserSessions(cmd.Context(), u.ID, "")
 				if err != nil {
 					return explain(err, t.email)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/mail"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -184,6 +186,35 @@ func (a *App) Validate() error {
 	}
 	if a.CookieName != "" && !validToken(a.CookieName) {
 		return fmt.Errorf("cookie_name: %q is not a valid cookie name", a.CookieName)
+	}
+	if a.BaseURL != "" {
+		u, err := url.Parse(a.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("base_url: %q is not an absolute http(s) URL", a.BaseURL)
+		}
+	}
+	return a.Mail.validate()
+}
+
+// validate checks that exactly one delivery is named, and that it makes
+// sense.
+func (m *MailConfig) validate() error {
+	if m == nil {
+		return nil
+	}
+	switch {
+	case m.Dir != "" && m.SMTP != "":
+		return errors.New("mail: name a directory or an SMTP server, not both")
+	case m.Dir == "" && m.SMTP == "":
+		return errors.New("mail: name a directory or an SMTP server")
+	case m.SMTP != "":
+		u, err := url.Parse(m.SMTP)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
+			return fmt.Errorf("mail smtp: %q is not an smtp:// or smtps:// URL", m.SMTP)
+		}
+		if _, err := mail.ParseAddress(m.From); err != nil {
+			return fmt.Errorf("mail smtp: from %q is not an email address: %w", m.From, err)
+		}
 	}
 	return nil
 }

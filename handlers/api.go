@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,10 +34,15 @@ type API struct {
 	// (honouring trusted proxies only); default: the peer address.
 	ClientIP func(*http.Request) string
 	Logger   *slog.Logger
+
+	once        sync.Once
+	routes      map[string]*route // by exact path
+	userByID    *route            // /users/{id}
+	usersPrefix string
 }
 
 type route struct {
-	methods map[string]func(http.ResponseWriter, *http.Request)
+	methods handlerMap
 }
 
 // ServeAPI answers r if its path is one of the API's, and reports whether
@@ -49,7 +55,7 @@ func (a *API) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
 	if !underPrefix(path, apiPrefix) && !underPrefix(path, usersPrefix) {
 		return false
 	}
-	rt, params := a.match(path)
+	rt, id := a.match(path)
 	if rt == nil && len(path) > 1 && strings.HasSuffix(path, "/") {
 		// As Starlette does: the same route without the trailing slash.
 		if trimmed, _ := a.match(strings.TrimSuffix(path, "/")); trimmed != nil {
@@ -76,8 +82,8 @@ func (a *API) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusMethodNotAllowed, detail{"Method Not Allowed"})
 		return true
 	}
-	if params != "" {
-		r = r.WithContext(withPathID(r.Context(), params))
+	if id != "" {
+		r = r.WithContext(withPathID(r.Context(), id))
 	}
 	h(w, r)
 	return true
@@ -98,31 +104,41 @@ func underPrefix(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
-// match finds the route for a path; params is the {id} of /users/{id}.
-func (a *API) match(path string) (*route, string) {
-	api, users := a.prefixes()
-	switch path {
-	case api + "/register":
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.register}}, ""
-	case api + "/jwt/login":
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.login(store.TransportBearer)}}, ""
-	case api + "/jwt/logout":
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.logout(store.TransportBearer)}}, ""
-	case api + "/cookie/login":
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.login(store.TransportCookie)}}, ""
-	case api + "/cookie/logout":
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: a.logout(store.TransportCookie)}}, ""
-	case users + "/me":
+// match finds the route for a path; id is the {id} of /users/{id}.
+func (a *API) match(path string) (rt *route, id string) {
+	a.once.Do(a.buildRoutes)
+	if rt, ok := a.routes[path]; ok {
 		// DELETE /users/me is DELETE /users/{id} with the id "me", as in
 		// fastapi-users: 404 for a superuser (not a UUID), 401/403 for others.
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){
-			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe, http.MethodDelete: a.deleteUser}}, "me"
+		if path == a.usersPrefix+"/me" {
+			return rt, "me"
+		}
+		return rt, ""
 	}
-	if id, ok := strings.CutPrefix(path, users+"/"); ok && id != "" && !strings.Contains(id, "/") {
-		return &route{methods: map[string]func(http.ResponseWriter, *http.Request){
-			http.MethodGet: a.getUser, http.MethodPatch: a.patchUser, http.MethodDelete: a.deleteUser}}, id
+	if id, ok := strings.CutPrefix(path, a.usersPrefix+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		return a.userByID, id
 	}
 	return nil, ""
+}
+
+type handlerMap = map[string]func(http.ResponseWriter, *http.Request)
+
+// buildRoutes makes the route table once: paths are fixed by the config.
+func (a *API) buildRoutes() {
+	api, users := a.prefixes()
+	a.usersPrefix = users
+	post := func(h http.HandlerFunc) *route { return &route{methods: handlerMap{http.MethodPost: h}} }
+	a.routes = map[string]*route{
+		api + "/register":      post(a.register),
+		api + "/jwt/login":     post(a.login(store.TransportBearer)),
+		api + "/jwt/logout":    post(a.logout(store.TransportBearer)),
+		api + "/cookie/login":  post(a.login(store.TransportCookie)),
+		api + "/cookie/logout": post(a.logout(store.TransportCookie)),
+		users + "/me": {methods: handlerMap{
+			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe, http.MethodDelete: a.deleteUser}},
+	}
+	a.userByID = &route{methods: handlerMap{
+		http.MethodGet: a.getUser, http.MethodPatch: a.patchUser, http.MethodDelete: a.deleteUser}}
 }
 
 func sortedMethods(ms []string) []string {
@@ -155,8 +171,9 @@ func (a *API) clientInfo(r *http.Request) caddyauth.ClientInfo {
 	return caddyauth.ClientInfo{UserAgent: r.UserAgent(), IP: ip}
 }
 
-// userJSON is the user schema of the API. It never carries the hash.
-type userJSON struct {
+// UserJSON is the user schema of the API (and of `caddy gatehouse user
+// list --json`). It never carries the hash.
+type UserJSON struct {
 	ID          string   `json:"id"`
 	Email       string   `json:"email"`
 	IsActive    bool     `json:"is_active"`
@@ -166,8 +183,9 @@ type userJSON struct {
 	Roles       []string `json:"roles"`
 }
 
-func toUserJSON(u *store.User) userJSON {
-	out := userJSON{ID: u.ID, Email: u.Email, IsActive: u.IsActive, IsSuperuser: u.IsSuperuser,
+// ToUserJSON is the API's view of a user.
+func ToUserJSON(u *store.User) UserJSON {
+	out := UserJSON{ID: u.ID, Email: u.Email, IsActive: u.IsActive, IsSuperuser: u.IsSuperuser,
 		IsVerified: u.IsVerified, Roles: u.Roles}
 	if u.FullName != "" {
 		name := u.FullName
@@ -226,7 +244,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log(), err, codeRegisterInvalidPassword)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toUserJSON(u))
+	writeJSON(w, http.StatusCreated, ToUserJSON(u))
 }
 
 // login: POST /auth/jwt/login and /auth/cookie/login.
@@ -386,7 +404,7 @@ func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log(), err, "")
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, ToUserJSON(u))
 }
 
 // patchMe: PATCH /users/me, the safe update.
@@ -413,7 +431,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, ToUserJSON(u))
 }
 
 // readPatch reads a partial user. Privileged fields are type-checked
@@ -499,7 +517,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, ToUserJSON(u))
 }
 
 // patchUser: PATCH /users/{id}, the privileged update.
@@ -531,7 +549,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, ToUserJSON(u))
 }
 
 // deleteUser: DELETE /users/{id}.

@@ -1,0 +1,70 @@
+package gatehouse
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAppValidate: options that parse but cannot work are refused when
+// the config loads, with the option named.
+func TestAppValidate(t *testing.T) {
+	valid := func() *App {
+		a := &App{}
+		if err := a.resolve(); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	cases := []struct {
+		name    string
+		change  func(a *App)
+		wantErr string
+	}{
+		{"defaults", func(a *App) {}, ""},
+		{"base_url absolute", func(a *App) { a.BaseURL = "https://app.example.com" }, ""},
+		{"base_url relative", func(a *App) { a.BaseURL = "/app" }, "base_url"},
+		{"base_url other scheme", func(a *App) { a.BaseURL = "ftp://example.com" }, "base_url"},
+		{"registration", func(a *App) { a.Registration = "sometimes" }, "registration"},
+		{"cookie name", func(a *App) { a.CookieName = "a b" }, "cookie_name"},
+		{"mail dir", func(a *App) { a.Mail = &MailConfig{Dir: "/var/mail"} }, ""},
+		{"mail smtp", func(a *App) { a.Mail = &MailConfig{SMTP: "smtp://h:587", From: "Ex <no-reply@example.com>"} }, ""},
+		{"mail both", func(a *App) { a.Mail = &MailConfig{Dir: "/x", SMTP: "smtp://h:587", From: "a@b.c"} }, "not both"},
+		{"mail neither", func(a *App) { a.Mail = &MailConfig{} }, "name a directory"},
+		{"mail bad url", func(a *App) { a.Mail = &MailConfig{SMTP: "http://h", From: "a@b.c"} }, "smtp://"},
+		{"mail bad from", func(a *App) { a.Mail = &MailConfig{SMTP: "smtp://h:25", From: "nobody"} }, "from"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := valid()
+			tc.change(a)
+			err := a.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestResolveSecret: a configured secret shorter than 32 bytes is refused
+// rather than silently weakening every key derived from it.
+func TestResolveSecret(t *testing.T) {
+	t.Setenv("GATEHOUSE_TEST_SECRET", strings.Repeat("k", 32))
+	a := &App{Secret: "{env.GATEHOUSE_TEST_SECRET}"}
+	if err := a.resolve(); err != nil {
+		t.Fatalf("resolving a 32-byte secret from the environment: %v", err)
+	}
+	if a.Secret != strings.Repeat("k", 32) {
+		t.Fatalf("secret not expanded: %q", a.Secret)
+	}
+	short := &App{Secret: "too-short"}
+	if err := short.resolve(); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("short secret: %v", err)
+	}
+	unset := &App{Secret: "{env.GATEHOUSE_TEST_UNSET_VARIABLE}"}
+	if err := unset.resolve(); err == nil {
+		t.Fatal("a secret from an unset variable was accepted")
+	}
+}
