@@ -1,6 +1,7 @@
 package gatehouse
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -288,11 +289,7 @@ func parseGuard(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			if !h.AllArgs(&field, &name) {
 				return nil, h.ArgErr()
 			}
-			known := false
-			for _, f := range handlers.Fields {
-				known = known || f == field
-			}
-			if !known {
+			if !slices.Contains(handlers.Fields, field) {
 				return nil, h.Errf("header: unknown field %q", field)
 			}
 			if g.Headers == nil {

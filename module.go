@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -400,12 +401,25 @@ func (e *Endpoints) Validate() error {
 	return nil
 }
 
-// ServeHTTP serves the API or passes the request on.
+// ServeHTTP serves the API or passes the request on, noting its API
+// prefix for the guards after it (their default login URL).
 func (e *Endpoints) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if e.api.ServeAPI(w, r) {
 		return nil
 	}
+	caddyhttp.SetVar(r.Context(), apiPrefixVar, e.APIPrefix)
 	return next.ServeHTTP(w, r)
+}
+
+// apiPrefixVar is the request variable where the endpoints leave their
+// API prefix.
+const apiPrefixVar = "gatehouse.api_prefix"
+
+// apiPrefixOf is the API prefix of the endpoints that passed r on, or ""
+// when none did (a site guarded without endpoints of its own).
+func apiPrefixOf(r *http.Request) string {
+	p, _ := caddyhttp.GetVar(r.Context(), apiPrefixVar).(string)
+	return p
 }
 
 // clientIP is the client address as Caddy resolved it: the peer, or the
@@ -436,7 +450,9 @@ type Guard struct {
 	// named here is sent under these names instead of its defaults.
 	Headers map[string][]string `json:"headers,omitempty"`
 
-	// Where browsers without a session are sent. Default: /auth/login.
+	// Where browsers without a session are sent. Default: <api_prefix>/login
+	// of the gatehouse_endpoints before this guard on the request, or
+	// /auth/login when there are none.
 	LoginURL string `json:"login_url,omitempty"`
 
 	allow caddyhttp.MatchPath
@@ -480,15 +496,13 @@ func (g *Guard) Provision(ctx caddy.Context) error {
 			return err == nil && ok
 		}
 	}
-	if g.LoginURL == "" {
-		g.LoginURL = handlers.DefaultAPIPrefix + "/login"
-	}
 	g.guard = &handlers.Guard{
 		Service:     app.service,
 		Public:      public,
 		Require:     g.Require.core(),
 		Headers:     handlers.NewHeaderSet(g.Headers),
 		LoginURL:    g.LoginURL,
+		APIPrefix:   apiPrefixOf,
 		OriginalURL: originalURL,
 		Logger:      ctx.Slogger(),
 	}
@@ -529,20 +543,28 @@ func (r *Requirements) validate() error {
 
 func validateHeaders(headers map[string][]string) error {
 	for field, names := range headers {
-		known := false
-		for _, f := range handlers.Fields {
-			known = known || f == field
-		}
-		if !known {
+		if !slices.Contains(handlers.Fields, field) {
 			return fmt.Errorf("header: unknown field %q (want one of %s)", field, strings.Join(handlers.Fields, ", "))
 		}
 		for _, n := range names {
 			if !validToken(n) {
 				return fmt.Errorf("header: %q is not a valid header name", n)
 			}
+			if reservedHeaders[http.CanonicalHeaderKey(n)] {
+				return fmt.Errorf("header: %q carries credentials or framing and cannot be an identity header", n)
+			}
 		}
 	}
 	return nil
+}
+
+// reservedHeaders cannot be identity headers: the guard strips identity
+// headers before it reads credentials, and sets them on the request it
+// forwards, so these would lose the credential or break the request.
+var reservedHeaders = map[string]bool{
+	"Authorization": true, "Cookie": true, "Host": true, "Content-Length": true, "Content-Type": true,
+	"Content-Encoding": true, "Transfer-Encoding": true, "Connection": true, "Keep-Alive": true, "Te": true,
+	"Trailer": true, "Upgrade": true, "Proxy-Authorization": true, "Proxy-Connection": true, "Expect": true,
 }
 
 // ServeHTTP applies the guard.

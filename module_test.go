@@ -68,3 +68,23 @@ func TestResolveSecret(t *testing.T) {
 		t.Fatal("a secret from an unset variable was accepted")
 	}
 }
+
+// TestGuardValidateHeaders: an identity header may not take the name of a
+// header that carries credentials or framing.
+func TestGuardValidateHeaders(t *testing.T) {
+	for _, name := range []string{"Authorization", "cookie", "Host", "Content-Length", "Transfer-Encoding", "Connection"} {
+		g := &Guard{Headers: map[string][]string{"email": {name}}}
+		if err := g.Validate(); err == nil || !strings.Contains(err.Error(), "cannot be an identity header") {
+			t.Errorf("header email %s: %v, want refused", name, err)
+		}
+	}
+	for _, name := range []string{"X-Email", "Remote-User", "X-Forwarded-User"} {
+		g := &Guard{Headers: map[string][]string{"email": {name}}}
+		if err := g.Validate(); err != nil {
+			t.Errorf("header email %s: %v", name, err)
+		}
+	}
+	if err := (&Guard{Headers: map[string][]string{"password": {"X-Pw"}}}).Validate(); err == nil {
+		t.Error("unknown field accepted")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -34,7 +35,18 @@ func ValidateFullName(field, name string) error {
 		return &FieldError{Field: field, Type: "value_error",
 			Msg: "Value error, must not contain control characters", Input: name}
 	}
+	if strings.ContainsFunc(name, isBidiControl) {
+		// An override could make Remote-Name, or a page showing it, read
+		// differently from what is stored.
+		return &FieldError{Field: field, Type: "value_error",
+			Msg: "Value error, must not contain bidirectional control characters", Input: name}
+	}
 	return nil
+}
+
+// isBidiControl reports the Unicode bidirectional formatting characters.
+func isBidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }
 
 // ValidateRoles checks a list of role names: each 1 to MaxRoleLength
@@ -215,6 +227,7 @@ func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch)
 	}
 	patch.IsActive, patch.IsSuperuser, patch.IsVerified, patch.Roles = nil, nil, nil, nil
 	changesSecret := patch.Password != nil || patch.Email != nil && *patch.Email != u.Email
+	var unchanged func(*store.User) error
 	if s.requireCurrentPassword && changesSecret {
 		if patch.CurrentPassword == nil {
 			return nil, &FieldError{Field: "current_password", Type: "missing", Msg: "Field required"}
@@ -224,11 +237,22 @@ func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch)
 			return nil, err
 		}
 		if !ok {
-			return nil, &PasswordError{Reason: "Current password is incorrect"}
+			return nil, errWrongCurrentPassword
+		}
+		// The proof is for the password as it was read: if it changed
+		// meanwhile (a reset, an admin), the proof no longer holds.
+		verified := u.HashedPassword
+		unchanged = func(cur *store.User) error {
+			if cur.HashedPassword != verified {
+				return errWrongCurrentPassword
+			}
+			return nil
 		}
 	}
-	return s.update(ctx, u, patch, p.SessionID)
+	return s.update(ctx, u, patch, p.SessionID, unchanged)
 }
+
+var errWrongCurrentPassword = &PasswordError{Reason: "Current password is incorrect"}
 
 // UpdateUser applies a privileged change (PATCH /users/{id}, the CLI):
 // every field may be set. keepSession is the session making the change,
@@ -238,15 +262,20 @@ func (s *Service) UpdateUser(ctx context.Context, id string, patch UserPatch, ke
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, u, patch, keepSession)
+	return s.update(ctx, u, patch, keepSession, nil)
 }
 
 // update applies patch in fastapi-users' field order (password, email,
 // is_active, is_superuser, is_verified), so that with several faults the
-// same one is reported.
-func (s *Service) update(ctx context.Context, old *store.User, patch UserPatch, keepSession string) (*store.User, error) {
-	u := *old
-	u.Roles = slices.Clone(old.Roles)
+// same one is reported. read is the user as read before; check, if not
+// nil, vets the user as stored at the moment of writing.
+//
+// Inputs are validated and the password hashed first, outside the store's
+// transaction (hashing takes a tenth of a second). The fields are then
+// applied to the row as it is at the moment of writing, in one
+// transaction, so that a concurrent change (an admin deactivating the
+// user while they change their name) is never undone.
+func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch, keepSession string, check func(*store.User) error) (*store.User, error) {
 	if patch.Email != nil {
 		email, err := NormalizeEmail(*patch.Email)
 		if err != nil {
@@ -264,44 +293,60 @@ func (s *Service) update(ctx context.Context, old *store.User, patch UserPatch, 
 			return nil, err
 		}
 	}
+	var newHash string
 	if patch.Password != nil {
-		email := u.Email
+		email := read.Email
 		if patch.Email != nil {
 			email = *patch.Email
 		}
 		if err := s.policy.Check(*patch.Password, email); err != nil {
 			return nil, err
 		}
-		hash, err := s.hasher.Hash(ctx, *patch.Password)
-		if err != nil {
+		var err error
+		if newHash, err = s.hasher.Hash(ctx, *patch.Password); err != nil {
 			return nil, err
 		}
-		u.HashedPassword = hash
 	}
-	if patch.Email != nil && *patch.Email != u.Email {
-		// A new address has not been verified by anyone.
-		u.Email = *patch.Email
-		u.IsVerified = false
+	now := s.now().UTC().Truncate(time.Microsecond)
+	u, err := s.store.UpdateUser(ctx, read.ID, func(u *store.User) error {
+		if check != nil {
+			if err := check(u); err != nil {
+				return err
+			}
+		}
+		if newHash != "" {
+			u.HashedPassword = newHash
+		}
+		if patch.Email != nil && *patch.Email != u.Email {
+			// A new address has not been verified by anyone.
+			u.Email = *patch.Email
+			u.IsVerified = false
+		}
+		if patch.IsActive != nil {
+			u.IsActive = *patch.IsActive
+		}
+		if patch.IsSuperuser != nil {
+			u.IsSuperuser = *patch.IsSuperuser
+		}
+		if patch.IsVerified != nil {
+			u.IsVerified = *patch.IsVerified
+		}
+		if patch.FullName != nil {
+			u.FullName = *patch.FullName
+		}
+		if patch.Roles != nil {
+			u.Roles = normalizeRoles(*patch.Roles)
+		}
+		u.UpdatedAt = now
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, ErrEmailTaken
 	}
-	if patch.IsActive != nil {
-		u.IsActive = *patch.IsActive
-	}
-	if patch.IsSuperuser != nil {
-		u.IsSuperuser = *patch.IsSuperuser
-	}
-	if patch.IsVerified != nil {
-		u.IsVerified = *patch.IsVerified
-	}
-	if patch.FullName != nil {
-		u.FullName = *patch.FullName
-	}
-	if patch.Roles != nil {
-		u.Roles = normalizeRoles(*patch.Roles)
-	}
-	u.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-	if err := s.store.UpdateUser(ctx, &u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return nil, ErrEmailTaken
+	if err != nil {
+		var pe *PasswordError
+		if errors.As(err, &pe) {
+			return nil, err
 		}
 		return nil, storeErr("storing user", err)
 	}
@@ -318,7 +363,7 @@ func (s *Service) update(ctx context.Context, old *store.User, patch UserPatch, 
 			return nil, err
 		}
 	}
-	return &u, nil
+	return u, nil
 }
 
 // DeleteUser removes an account and, with it, all its sessions.

@@ -422,3 +422,86 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		t.Errorf("defaults: cookie %q, lifetime %v, require_verified %v", svc.CookieName(), svc.SessionLifetime(), svc.RequireVerified())
 	}
 }
+
+// interleavingStore runs meanwhile just before each UpdateUser, as if
+// another request had written between the service's read and its write.
+type interleavingStore struct {
+	store.Store
+	meanwhile func()
+}
+
+func (s *interleavingStore) UpdateUser(ctx context.Context, id string, change func(*store.User) error) (*store.User, error) {
+	if s.meanwhile != nil {
+		f := s.meanwhile
+		s.meanwhile = nil
+		f()
+	}
+	return s.Store.UpdateUser(ctx, id, change)
+}
+
+// A user's own update, which reads the account and then hashes for a
+// tenth of a second, must not undo a change an administrator made in
+// between: least of all a deactivation.
+func TestUpdateDoesNotUndoConcurrentChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var inter *interleavingStore
+	e := newEnv(t, func(o *caddyauth.Options) {
+		inter = &interleavingStore{Store: o.Store}
+		o.Store = inter
+		o.RequireCurrentPassword = true
+	})
+	u := e.mustUser(t, "arthur@camelot.bt")
+	res := e.login(t, "arthur@camelot.bt", store.TransportBearer)
+	p := e.mustAuth(t, store.TransportBearer, res.Credential)
+
+	inter.meanwhile = func() {
+		if err := replaceUser(ctx, e.db, &store.User{ID: u.ID, Email: u.Email, HashedPassword: u.HashedPassword,
+			IsActive: false, Roles: []string{"demoted"}, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.svc.UpdateSelf(ctx, p, caddyauth.UserPatch{FullName: ptr("Arthur Pendragon")})
+	if err != nil {
+		t.Fatalf("UpdateSelf: %v", err)
+	}
+	if got.IsActive || !slices.Equal(got.Roles, []string{"demoted"}) || got.FullName != "Arthur Pendragon" {
+		t.Fatalf("after a concurrent deactivation the update returned %+v: the deactivation was undone", got)
+	}
+	stored, err := e.db.UserByID(ctx, u.ID)
+	if err != nil || stored.IsActive {
+		t.Fatalf("stored user %+v, %v: want it still inactive", stored, err)
+	}
+
+	// A password proven with the current password must not be set if the
+	// password changed meanwhile (a reset or an administrator).
+	v := e.mustUser(t, "bedivere@camelot.bt")
+	vres := e.login(t, "bedivere@camelot.bt", store.TransportBearer)
+	vp := e.mustAuth(t, store.TransportBearer, vres.Credential)
+	inter.meanwhile = func() {
+		if _, err := e.db.UpdateUser(ctx, v.ID, func(cur *store.User) error {
+			cur.HashedPassword = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = e.svc.UpdateSelf(ctx, vp, caddyauth.UserPatch{Password: ptr("a brand new password"), CurrentPassword: ptr(testPassword)})
+	var pe *caddyauth.PasswordError
+	if !errors.As(err, &pe) {
+		t.Fatalf("password change with a stale proof: %v, want a PasswordError", err)
+	}
+}
+
+func TestValidateFullNameRefusesBidiControls(t *testing.T) {
+	for _, name := range []string{"Mallory\u202etxt.exe", "a\u2066b", "x\u200fy"} {
+		if err := caddyauth.ValidateFullName("full_name", name); !errors.As(err, new(*caddyauth.FieldError)) {
+			t.Errorf("ValidateFullName(%q) = %v, want a FieldError", name, err)
+		}
+	}
+	for _, name := range []string{"Zoë Ångström", "李小龍", "👩\u200d💻 Ada"} {
+		if err := caddyauth.ValidateFullName("full_name", name); err != nil {
+			t.Errorf("ValidateFullName(%q) = %v", name, err)
+		}
+	}
+}

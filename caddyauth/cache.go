@@ -57,6 +57,7 @@ func NewSessionCache() *SessionCache {
 func (c *SessionCache) begin() uint64 { return c.generation.Load() }
 
 type cacheEntry struct {
+	keyID      uint64     // the keys that verified it (Service.keyID)
 	principal  *Principal // immutable once cached
 	fetched    time.Time  // when the store was last asked
 	validUntil time.Time  // absolute end: session expiry, or JWT exp if sooner

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits of an email address (RFC 5321 §4.5.3.1).
@@ -23,7 +25,10 @@ const (
 // held to a strict dot-atom syntax: no white space, no control characters,
 // no quoted local parts. A refusal is a *FieldError for the field "email".
 func NormalizeEmail(s string) (string, error) {
-	s = strings.TrimSpace(s)
+	// NFC, as email-validator does: two spellings of one address (a
+	// precomposed é and e + combining accent) are one account, and one
+	// Remote-User value.
+	s = norm.NFC.String(strings.TrimSpace(s))
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
 		return "", emailError(s, "An email address must have an @-sign.")

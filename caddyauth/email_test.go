@@ -166,3 +166,19 @@ func FuzzNormalizeEmail(f *testing.F) {
 		}
 	})
 }
+
+// Two spellings of one address, precomposed and decomposed, are one
+// address: one account, one Remote-User value.
+func TestNormalizeEmailNFC(t *testing.T) {
+	precomposed, err := caddyauth.NormalizeEmail("ren\u00e9@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decomposed, err := caddyauth.NormalizeEmail("rene\u0301@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if precomposed != decomposed || precomposed != "ren\u00e9@example.com" {
+		t.Fatalf("NFC: %q and %q, want both %q", precomposed, decomposed, "ren\u00e9@example.com")
+	}
+}

@@ -88,9 +88,18 @@ func (c *countingStore) UserByEmail(ctx context.Context, email string) (*store.U
 	return c.Store.UserByEmail(ctx, email)
 }
 
-func (c *countingStore) UpdateUser(ctx context.Context, u *store.User) error {
+func (c *countingStore) UpdateUser(ctx context.Context, id string, change func(*store.User) error) (*store.User, error) {
 	c.count("UpdateUser")
-	return c.Store.UpdateUser(ctx, u)
+	return c.Store.UpdateUser(ctx, id, change)
+}
+
+// replaceUser overwrites the stored user with v, behind the service's back.
+func replaceUser(ctx context.Context, db store.Store, v *store.User) error {
+	_, err := db.UpdateUser(ctx, v.ID, func(cur *store.User) error {
+		*cur = *v
+		return nil
+	})
+	return err
 }
 
 func (c *countingStore) DeleteUser(ctx context.Context, id string) error {

@@ -3,6 +3,7 @@ package caddyauth
 import (
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 )
 
@@ -42,4 +43,11 @@ func deriveKeys(secret []byte) (keys, error) {
 		return k, err
 	}
 	return k, nil
+}
+
+// id is a fingerprint of the keys: equal for equal secrets, and no help
+// in finding them.
+func (k keys) id() uint64 {
+	sum := sha256.Sum256(append(append(append([]byte("gatehouse/v1/key-id"), k.jwt...), k.cookieHash...), k.cookieBlock...))
+	return binary.BigEndian.Uint64(sum[:8])
 }

@@ -48,6 +48,7 @@ type Service struct {
 	cache    *SessionCache
 	hasher   *Hasher
 	keys     keys
+	keyID    uint64 // identifies keys, without revealing them
 	cookies  *securecookie.SecureCookie
 	policy   Policy
 	now      func() time.Time
@@ -120,6 +121,7 @@ func New(o Options) (*Service, error) {
 	if s.cookieName == "" {
 		s.cookieName = DefaultCookieName
 	}
+	s.keyID = k.id()
 	s.cookies = securecookie.New(k.cookieHash, k.cookieBlock)
 	s.cookies.SetSerializer(securecookie.NopEncoder{})
 	s.cookies.MaxAge(int(s.lifetime / time.Second))

@@ -28,6 +28,9 @@ const JWTAudience = "fastapi-users:auth"
 // Service.touchInterval).
 const maxTouchInterval = time.Minute
 
+// touchTimeout bounds the wait for recording a session's use.
+const touchTimeout = 500 * time.Millisecond
+
 // purgeInterval is how often logins sweep expired sessions out.
 const purgeInterval = 10 * time.Minute
 
@@ -113,15 +116,27 @@ func (s *Service) upgradeHash(ctx context.Context, u *store.User, password strin
 		s.log.WarnContext(ctx, "re-hashing password", "user_id", u.ID, "error", err)
 		return
 	}
-	updated := *u
-	updated.HashedPassword = h
-	updated.UpdatedAt = s.now().UTC()
-	if err := s.store.UpdateUser(ctx, &updated); err != nil {
-		s.log.WarnContext(ctx, "storing re-hashed password", "user_id", u.ID, "error", err)
+	// Compare and swap: if the password changed since it was read (a
+	// reset, an admin), the new hash of the old password must not undo it.
+	old := u.HashedPassword
+	updated, err := s.store.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+		if cur.HashedPassword != old {
+			return errPasswordChanged
+		}
+		cur.HashedPassword = h
+		cur.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, errPasswordChanged) {
+			s.log.WarnContext(ctx, "storing re-hashed password", "user_id", u.ID, "error", err)
+		}
 		return
 	}
-	*u = updated
+	*u = *updated
 }
+
+var errPasswordChanged = errors.New("password changed meanwhile")
 
 // openSession stores a new session for u and returns its credential.
 // Every login gets a fresh random id and token: a session id chosen
@@ -213,7 +228,10 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 	}
 	now := s.now()
 	e := s.cache.get(credential)
-	if e != nil && e.principal.Transport == t && now.Sub(e.fetched) < cacheTTL {
+	// The cache is shared by every configuration on the store; an entry
+	// verified with other keys (the secret changed at a reload) does not
+	// count.
+	if e != nil && e.principal.Transport == t && e.keyID == s.keyID && now.Sub(e.fetched) < cacheTTL {
 		if !now.Before(e.validUntil) || e.idle > 0 && now.Sub(time.UnixMicro(e.lastSeen.Load())) > e.idle {
 			s.cache.remove(credential)
 			return nil, ErrUnauthenticated
@@ -293,13 +311,18 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 	}
 	if now.Sub(sess.LastSeenAt) >= s.touchInterval() {
 		// Recording the use is not part of the decision: if it fails the
-		// request still passes, and the next miss tries again.
-		if err := s.store.TouchSession(ctx, sess.ID, now.UTC()); err != nil {
+		// request still passes, and the next miss tries again. It may not
+		// hold the request long either, should another process be holding
+		// the database's write lock.
+		tctx, cancel := context.WithTimeout(ctx, touchTimeout)
+		err := s.store.TouchSession(tctx, sess.ID, now.UTC())
+		cancel()
+		if err != nil {
 			s.log.WarnContext(ctx, "recording session use", "session", shortID(sess.ID), "error", err)
 		}
 	}
 	p := principalOf(u, sess)
-	ne := &cacheEntry{principal: p, fetched: now, validUntil: validUntil, idle: idle}
+	ne := &cacheEntry{keyID: s.keyID, principal: p, fetched: now, validUntil: validUntil, idle: idle}
 	ne.lastSeen.Store(now.UnixMicro())
 	s.cache.put(credential, ne, began, now)
 	return p, nil

@@ -568,7 +568,7 @@ func TestChangesBehindTheServiceAreSeenWithinMaxStaleness(t *testing.T) {
 		{name: "deactivated", change: func(e *env, u *store.User) error {
 			v := *u
 			v.IsActive = false
-			return e.db.UpdateUser(ctx, &v)
+			return replaceUser(ctx, e.db, &v)
 		}},
 		{name: "sessions revoked", change: func(e *env, u *store.User) error {
 			_, err := e.db.DeleteUserSessions(ctx, u.ID, "")
@@ -580,7 +580,7 @@ func TestChangesBehindTheServiceAreSeenWithinMaxStaleness(t *testing.T) {
 		{name: "roles and name changed", change: func(e *env, u *store.User) error {
 			v := *u
 			v.Roles, v.FullName, v.IsSuperuser, v.IsVerified = []string{"admin"}, "King Arthur", true, true
-			return e.db.UpdateUser(ctx, &v)
+			return replaceUser(ctx, e.db, &v)
 		}, check: func(t *testing.T, p *caddyauth.Principal, err error) {
 			if err != nil {
 				t.Fatalf("refused: %v", err)
@@ -692,7 +692,7 @@ func TestLoginUpgradesOldHashes(t *testing.T) {
 			u := e.mustUser(t, "arthur@camelot.bt")
 			legacy := *u
 			legacy.HashedPassword = old(t)
-			if err := e.db.UpdateUser(ctx, &legacy); err != nil {
+			if err := replaceUser(ctx, e.db, &legacy); err != nil {
 				t.Fatal(err)
 			}
 			// A wrong password changes nothing.
@@ -884,5 +884,29 @@ func TestIsOwnBearerToken(t *testing.T) {
 	e.mustRefuse(t, store.TransportBearer, live.Credential)
 	if !e.svc.IsOwnBearerToken(live.Credential) {
 		t.Error("an expired token of ours is no longer recognised: it would go upstream")
+	}
+}
+
+// The session cache outlives a config reload; a reload that changes the
+// secret must not let credentials verified with the old keys through on
+// a cache hit.
+func TestCacheEntriesOfOtherKeysDoNotCount(t *testing.T) {
+	t.Parallel()
+	cache := caddyauth.NewSessionCache()
+	e := newEnv(t, func(o *caddyauth.Options) { o.Cache = cache })
+	e.mustUser(t, "arthur@camelot.bt")
+	res := e.login(t, "arthur@camelot.bt", store.TransportBearer)
+	e.mustAuth(t, store.TransportBearer, res.Credential) // cached now
+	if cache.Len() != 1 {
+		t.Fatalf("cache holds %d entries, want the one credential", cache.Len())
+	}
+	opts := e.opts
+	opts.Secret = bytes.Repeat([]byte{7}, 32)
+	rotated, err := caddyauth.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := rotated.AuthenticateBearer(context.Background(), res.Credential); !errors.Is(err, caddyauth.ErrUnauthenticated) {
+		t.Fatalf("after a secret change the cached token gave %v, %v; want ErrUnauthenticated", p, err)
 	}
 }

@@ -357,7 +357,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (*caddyauth.P
 // order; a bad bearer token falls through to a good cookie.
 func Authenticate(r *http.Request, svc *caddyauth.Service) (*caddyauth.Principal, error) {
 	var firstErr error
-	if token, ok := bearerToken(r); ok {
+	if token, ok := bearerToken(r.Header); ok {
 		p, err := svc.AuthenticateBearer(r.Context(), token)
 		if err == nil {
 			return p, nil
@@ -379,14 +379,26 @@ func Authenticate(r *http.Request, svc *caddyauth.Service) (*caddyauth.Principal
 	return nil, firstErr
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header; the
-// scheme is case-insensitive.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
+// bearerToken returns the token of the first "Authorization: Bearer"
+// value of h.
+func bearerToken(h http.Header) (string, bool) {
+	for _, v := range h.Values("Authorization") {
+		if token, ok := parseBearer(v); ok {
+			return token, true
+		}
+	}
+	return "", false
+}
+
+// parseBearer reads one Authorization value: "Bearer <token>", the scheme
+// in any case, followed by spaces or tabs.
+func parseBearer(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexAny(v, " \t")
+	if i < 0 || !strings.EqualFold(v[:i], "bearer") {
 		return "", false
 	}
-	token = strings.TrimSpace(token)
+	token := strings.TrimSpace(v[i+1:])
 	return token, token != ""
 }
 

@@ -30,7 +30,10 @@ type Guard struct {
 	Public   func(*http.Request) bool
 	Require  caddyauth.Requirements
 	Headers  *HeaderSet
-	LoginURL string // default DefaultAPIPrefix + "/login"
+	LoginURL string // default: <API prefix>/login
+	// APIPrefix is the prefix of the account endpoints serving this
+	// request's site, for the default login URL (nil: DefaultAPIPrefix).
+	APIPrefix func(*http.Request) string
 	// OriginalURL is the URL the client asked for, before any rewrite
 	// (nil: rebuilt from the request).
 	OriginalURL func(*http.Request) string
@@ -81,13 +84,37 @@ func (g *Guard) Decide(r *http.Request) (Outcome, *caddyauth.Principal) {
 // could replay or leak.
 func (g *Guard) authenticate(r *http.Request) (*caddyauth.Principal, error) {
 	p, err := Authenticate(r, g.Service)
-	if token, ok := bearerToken(r); ok {
-		if p != nil && p.Transport == store.TransportBearer || g.Service.IsOwnBearerToken(token) {
-			r.Header.Del("Authorization")
-		}
-	}
+	g.stripBearer(r.Header, p)
 	stripCookie(r.Header, g.Service.CookieName())
 	return p, err
+}
+
+// stripBearer removes every Authorization value that carries a Gatehouse
+// token, whichever of several headers it is in, and keeps the others
+// (an application's own API keys). The token that authenticated p is
+// known to be ours without another parse.
+func (g *Guard) stripBearer(h http.Header, p *caddyauth.Principal) {
+	values := h.Values("Authorization")
+	if len(values) == 0 {
+		return
+	}
+	authenticated, _ := bearerToken(h)
+	kept := values[:0:0]
+	for _, v := range values {
+		token, ok := parseBearer(v)
+		ours := ok && (p != nil && p.Transport == store.TransportBearer && token == authenticated || g.Service.IsOwnBearerToken(token))
+		if !ours {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == len(values) {
+		return
+	}
+	if len(kept) == 0 {
+		h.Del("Authorization")
+		return
+	}
+	h["Authorization"] = kept
 }
 
 // ServeGuard applies the guard to r. It returns the request to hand to
@@ -125,7 +152,13 @@ func isBrowser(r *http.Request) bool {
 func (g *Guard) loginRedirect(r *http.Request) string {
 	login := g.LoginURL
 	if login == "" {
-		login = DefaultAPIPrefix + "/login"
+		prefix := DefaultAPIPrefix
+		if g.APIPrefix != nil {
+			if p := g.APIPrefix(r); p != "" {
+				prefix = strings.TrimSuffix(p, "/")
+			}
+		}
+		login = prefix + "/login"
 	}
 	original := ""
 	if g.OriginalURL != nil {

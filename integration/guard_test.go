@@ -233,3 +233,38 @@ handle {
 		}
 	})
 }
+
+// TestGuardLoginURLFollowsAPIPrefix: without login_url, a browser goes to
+// <api_prefix>/login of the site's own endpoints (DESIGN §2), wherever the
+// directives stand in the file; a site without endpoints uses /auth/login.
+func TestGuardLoginURLFollowsAPIPrefix(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t)
+	port, bare := freePort(t), freePort(t)
+	cfg := gatehouseConfig(port, "", fmt.Sprintf(`gatehouse_guard
+reverse_proxy %s
+gatehouse_endpoints {
+	api_prefix /acct
+	users_prefix /acct-users
+}`, up.Addr)) + fmt.Sprintf(`
+http://127.0.0.1:%d {
+	gatehouse_guard
+	reverse_proxy %s
+}
+`, bare, up.Addr)
+	c := startCaddy(t, cfg)
+	for _, tc := range []struct{ base, wantLogin string }{
+		{c.URL, "/acct/login"},
+		{fmt.Sprintf("http://127.0.0.1:%d", bare), "/auth/login"},
+	} {
+		cl := newClient(tc.base)
+		path := uniquePath("/app")
+		r := cl.get(t, path, browser())
+		wantStatus(t, r, http.StatusFound)
+		want := tc.wantLogin + "?rd=" + url.QueryEscape(tc.base+path)
+		if loc := r.Header.Get("Location"); loc != want {
+			t.Errorf("Location = %q, want %q", loc, want)
+		}
+		up.NeverSaw(t, path)
+	}
+}

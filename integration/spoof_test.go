@@ -132,6 +132,30 @@ route {
 		}
 	})
 
+	t.Run("our token in a second Authorization header", func(t *testing.T) {
+		// Several Authorization headers, the token behind a tab: every
+		// value carrying a Gatehouse token is removed, whichever header
+		// it is in; the application's own value passes as sent.
+		for _, tc := range []struct {
+			name, path, credential string
+			want                   map[string]string
+		}{
+			{"public", "/public", "Authorization: Basic dXNlcjpwYXNz\nAuthorization: Bearer\t" + token + "\n", mine},
+			{"cookie session", "/app", "Authorization: Basic dXNlcjpwYXNz\nAuthorization: Bearer " + token + "\nCookie: " + cookie.Name + "=" + cookie.Value + "\n", mine},
+			{"damaged token", "/public", "Authorization: Basic dXNlcjpwYXNz\nAuthorization: Bearer " + token + "x\n", nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				path := uniquePath(tc.path)
+				wantStatus(t, send(t, path, tc.credential), http.StatusOK)
+				got := up.Last(t, path)
+				wantIdentity(t, got, tc.want)
+				if a := got.Values("Authorization"); len(a) != 1 || a[0] != "Basic dXNlcjpwYXNz" {
+					t.Errorf("upstream Authorization = %q, want only the application's Basic value", a)
+				}
+			})
+		}
+	})
+
 	t.Run("bearer and forged identity via Go client", func(t *testing.T) {
 		// The same through net/http, with repeated values of one header.
 		path := uniquePath("/app")

@@ -61,10 +61,15 @@ type Users interface {
 	UserByID(ctx context.Context, id string) (*User, error)
 	// UserByEmail looks the email up ignoring case; ErrNotFound if none.
 	UserByEmail(ctx context.Context, email string) (*User, error)
-	// UpdateUser replaces every field of the user with u.ID (but CreatedAt).
-	// ErrNotFound when there is no such user, ErrConflict when the new
-	// email is taken by another user.
-	UpdateUser(ctx context.Context, u *User) error
+	// UpdateUser changes the user with that id in one transaction: it
+	// reads the current row, calls change on it, and writes back what
+	// change left (all fields but ID and CreatedAt). Changes made
+	// concurrently, by this process or another, are never lost: each
+	// change sees the previous one. An error from change aborts the update
+	// and is returned as it is. ErrNotFound when there is no such user,
+	// ErrConflict when the new email is taken by another user. change must
+	// be quick (no password hashing): it runs holding the write lock.
+	UpdateUser(ctx context.Context, id string, change func(*User) error) (*User, error)
 	// DeleteUser removes the user and all their sessions; ErrNotFound if none.
 	DeleteUser(ctx context.Context, id string) error
 	// ListUsers returns every user, ordered by email ignoring case.

@@ -67,29 +67,45 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*store.User, err
 	return u, nil
 }
 
-// UpdateUser replaces every field of the user u.ID but CreatedAt.
-func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+// UpdateUser reads, changes and writes the user back in one IMMEDIATE
+// transaction on the writer: the write lock is taken at BEGIN, so no other
+// write, from this process or another, can come between the read and the
+// write.
+func (s *Store) UpdateUser(ctx context.Context, id string, change func(*store.User) error) (*store.User, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("updating user: %w", err)
+	}
+	defer tx.Rollback()
+	u, err := scanUser(tx.QueryRowContext(ctx, sqlUserByID, id))
+	if err != nil {
+		return nil, fmt.Errorf("updating user: %w", err)
+	}
+	createdAt := u.CreatedAt
+	if err := change(u); err != nil {
+		return nil, err
+	}
+	u.ID, u.CreatedAt = id, createdAt
 	roles, err := encodeRoles(u.Roles)
 	if err != nil {
-		return fmt.Errorf("updating user: %w", err)
+		return nil, fmt.Errorf("updating user: %w", err)
 	}
-	res, err := s.writer.ExecContext(ctx, sqlUpdateUser,
+	_, err = tx.ExecContext(ctx, sqlUpdateUser,
 		u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
 		u.FullName, roles, micros(u.UpdatedAt), u.ID)
 	if isUnique(err) {
-		return fmt.Errorf("updating user: %w", store.ErrConflict)
+		return nil, fmt.Errorf("updating user: %w", store.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("updating user: %w", err)
+		return nil, fmt.Errorf("updating user: %w", err)
 	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("updating user: %w", err)
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("updating user: %w", err)
 	}
-	if n == 0 {
-		return fmt.Errorf("updating user: %w", store.ErrNotFound)
+	if u.Roles == nil {
+		u.Roles = []string{}
 	}
-	return nil
+	return u, nil
 }
 
 // DeleteUser removes the user; their sessions go with them (ON DELETE

@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateUserEmailTaken", testUpdateUserEmailTaken},
 		{"UpdateUserEmailCase", testUpdateUserEmailCase},
 		{"UpdateUnknownUser", testUpdateUnknownUser},
+		{"UpdateUserAbort", testUpdateUserAbort},
+		{"UpdateUserSerialized", testUpdateUserSerialized},
 		{"DeleteUser", testDeleteUser},
 		{"ListUsers", testListUsers},
 		{"SessionByDigest", testSessionByDigest},
@@ -223,7 +225,7 @@ func testUpdateUser(t *testing.T, s store.Store) {
 		CreatedAt:      u.CreatedAt.Add(-24 * time.Hour), // must be ignored
 		UpdatedAt:      u.UpdatedAt.Add(time.Hour + 1234567),
 	}
-	if err := s.UpdateUser(ctx, want); err != nil {
+	if err := replaceUser(ctx, s, want); err != nil {
 		t.Fatalf("UpdateUser: %v", err)
 	}
 	got, err := s.UserByID(ctx, u.ID)
@@ -257,7 +259,7 @@ func testUpdateUserEmailTaken(t *testing.T, s store.Store) {
 		moved := *a
 		moved.Email = email
 		moved.FullName = "should not be stored"
-		if err := s.UpdateUser(ctx, &moved); !errors.Is(err, store.ErrConflict) {
+		if err := replaceUser(ctx, s, &moved); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("UpdateUser to another user's email %q: err = %v, want ErrConflict", email, err)
 		}
 	}
@@ -279,7 +281,7 @@ func testUpdateUserEmailCase(t *testing.T, s store.Store) {
 	createUser(t, s, u)
 	want := *u
 	want.Email = "Eloise@EXAMPLE.com"
-	if err := s.UpdateUser(ctx, &want); err != nil {
+	if err := replaceUser(ctx, s, &want); err != nil {
 		t.Fatalf("UpdateUser changing only the case of its own email: %v", err)
 	}
 	got, err := s.UserByEmail(ctx, "eloise@example.com")
@@ -297,13 +299,13 @@ func testUpdateUnknownUser(t *testing.T, s store.Store) {
 	someone := newUser(t, "someone@example.com")
 	createUser(t, s, someone)
 	ghost := newUser(t, "ghost@example.com")
-	if err := s.UpdateUser(ctx, ghost); !errors.Is(err, store.ErrNotFound) {
+	if err := replaceUser(ctx, s, ghost); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateUser(unknown): err = %v, want ErrNotFound", err)
 	}
 	// With an email that is another user's, either answer is in the
 	// contract, but nothing may be written.
 	ghost.Email = "SOMEONE@example.com"
-	if err := s.UpdateUser(ctx, ghost); !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
+	if err := replaceUser(ctx, s, ghost); !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 		t.Errorf("UpdateUser(unknown, taken email): err = %v, want ErrNotFound or ErrConflict", err)
 	}
 	if _, err := s.UserByID(ctx, ghost.ID); !errors.Is(err, store.ErrNotFound) {
@@ -832,7 +834,7 @@ func testCancelledContext(t *testing.T, s store.Store) {
 		{"SessionByDigest", func() error { _, _, err := s.SessionByDigest(ctx, ss.TokenDigest); return err }},
 		{"UserSessions", func() error { _, err := s.UserSessions(ctx, u.ID); return err }},
 		{"CreateUser", func() error { return s.CreateUser(ctx, newUser(t, "new@example.com")) }},
-		{"UpdateUser", func() error { return s.UpdateUser(ctx, u) }},
+		{"UpdateUser", func() error { return replaceUser(ctx, s, u) }},
 		{"CreateSession", func() error { return s.CreateSession(ctx, newSession(t, u.ID)) }},
 		{"TouchSession", func() error { return s.TouchSession(ctx, ss.ID, time.Now()) }},
 		{"DeleteSession", func() error { return s.DeleteSession(ctx, u.ID, ss.ID) }},
@@ -912,6 +914,83 @@ func newSession(t *testing.T, userID string) *store.Session {
 		ExpiresAt:   t0.Add(14 * 24 * time.Hour),
 		UserAgent:   "storetest/1.0",
 		IP:          "192.0.2.7",
+	}
+}
+
+// replaceUser overwrites the stored user u.ID with u (but CreatedAt).
+func replaceUser(ctx context.Context, s store.Store, u *store.User) error {
+	_, err := s.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+		*cur = *u
+		return nil
+	})
+	return err
+}
+
+func testUpdateUserAbort(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := newUser(t, "abort@example.com")
+	createUser(t, s, u)
+	stop := errors.New("changed my mind")
+	got, err := s.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+		cur.FullName = "never stored"
+		return stop
+	})
+	if err != stop || got != nil {
+		t.Fatalf("UpdateUser with a failing change = %v, %v; want nil and the change's own error", got, err)
+	}
+	stored, err := s.UserByID(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkUser(t, stored, u)
+	// The change sees the stored row and its result is returned.
+	got, err = s.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+		if cur.Email != u.Email || cur.FullName != u.FullName {
+			return fmt.Errorf("change saw %+v", cur)
+		}
+		cur.FullName = "Renamed"
+		cur.ID = "someone-else" // ignored: the id is not the change's to make
+		return nil
+	})
+	if err != nil || got.FullName != "Renamed" || got.ID != u.ID {
+		t.Fatalf("UpdateUser = %+v, %v", got, err)
+	}
+}
+
+// Concurrent read-modify-write updates must not lose each other: a
+// deactivation racing with a profile change must stay a deactivation.
+func testUpdateUserSerialized(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := newUser(t, "serial@example.com")
+	u.Roles = []string{}
+	createUser(t, s, u)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateUser(ctx, u.ID, func(cur *store.User) error {
+				cur.Roles = append(cur.Roles, fmt.Sprintf("r%02d", i))
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent UpdateUser: %v", err)
+		}
+	}
+	got, err := s.UserByID(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Roles) != n {
+		t.Fatalf("after %d concurrent role additions the user has %d roles: %v", n, len(got.Roles), got.Roles)
 	}
 }
 
