@@ -37,6 +37,11 @@ func init() {
 //			from <address>
 //		}
 //		mail <smtp-url> { … }        # the same, shorter
+//		mail_templates <directory>
+//		reset_token_lifetime <duration>
+//		verify_token_lifetime <duration>
+//		mail_limit <n> <window> | off
+//		verify_on_register on|off
 //		base_url <url>
 //		password_min_length <n>
 //		require_verified on|off
@@ -103,6 +108,19 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = oneArg(d, &app.CookieName)
 		case "cookie_domain":
 			err = oneArg(d, &app.CookieDomain)
+		case "mail_templates":
+			err = oneArg(d, &app.MailTemplates)
+		case "reset_token_lifetime":
+			app.ResetTokenLifetime, err = duration(d)
+		case "verify_token_lifetime":
+			app.VerifyTokenLifetime, err = duration(d)
+		case "verify_on_register":
+			var on bool
+			if on, err = onOff(d); err == nil {
+				app.VerifyOnRegister = &on
+			}
+		case "mail_limit":
+			app.MailLimit, err = parseMailLimit(d)
 		case "registration":
 			if err = oneArg(d, &app.Registration); err == nil && app.Registration != "open" && app.Registration != "closed" {
 				return nil, d.Errf("registration: %q is neither open nor closed", app.Registration)
@@ -117,7 +135,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{Name: "gatehouse", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// parseMail parses `mail dir <directory>` and `mail smtp <url> { from <address> }`.
+// parseMail parses `mail dir <directory> [{ from <address> }]` and
+// `mail smtp <url> { from <address> }`.
 func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
 	args := d.RemainingArgs()
 	var mode, target string
@@ -132,13 +151,12 @@ func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
 	}
 	mc := new(MailConfig)
 	switch mode {
-	case "dir":
-		mc.Dir = target
-		if d.NextBlock(1) {
-			return nil, d.Err("mail dir takes no block")
+	case "dir", "smtp":
+		if mode == "dir" {
+			mc.Dir = target
+		} else {
+			mc.SMTP = target
 		}
-	case "smtp":
-		mc.SMTP = target
 		for d.NextBlock(1) {
 			switch d.Val() {
 			case "from":
@@ -152,13 +170,33 @@ func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
 				return nil, d.Errf("unrecognized subdirective %q", d.Val())
 			}
 		}
-		if mc.From == "" {
+		if mc.SMTP != "" && mc.From == "" {
 			return nil, d.Err("mail smtp: a from address is required")
 		}
 	default:
 		return nil, d.Errf("mail: unknown mode %q (want dir or smtp)", mode)
 	}
 	return mc, nil
+}
+
+// parseMailLimit parses `mail_limit <n> <window>` or `mail_limit off`.
+func parseMailLimit(d *caddyfile.Dispenser) (*MailLimit, error) {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		return &MailLimit{Max: -1}, nil
+	case len(args) != 2:
+		return nil, d.ArgErr()
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 1 {
+		return nil, d.Errf("mail_limit: %q is not a positive number", args[0])
+	}
+	window, err := caddy.ParseDuration(args[1])
+	if err != nil || window <= 0 {
+		return nil, d.Errf("mail_limit: %q is not a positive duration", args[1])
+	}
+	return &MailLimit{Max: n, Window: caddy.Duration(window)}, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -307,7 +307,7 @@ func (o cliOptions) withService(ctx context.Context, a *App, do func(*caddyauth.
 	}()
 	// The core's warnings would add lines to standard error; the command's
 	// outcome is its exit status and its one line.
-	svc, err := a.newService(ctx, st, caddyauth.NewSessionCache(), o.hasher(), slog.New(slog.DiscardHandler))
+	svc, err := a.newService(ctx, st, caddyauth.NewSessionCache(), o.hasher(), slog.New(slog.DiscardHandler), serviceHooks{})
 	if err != nil {
 		return err
 	}

@@ -157,7 +157,7 @@ func (f fixture) service(t *testing.T) (*caddyauth.Service, store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc, err := a.newService(t.Context(), st, caddyauth.NewSessionCache(), cheapHasher(), nil)
+	svc, err := a.newService(t.Context(), st, caddyauth.NewSessionCache(), cheapHasher(), nil, serviceHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

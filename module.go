@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	caddyauthn "github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"go.uber.org/zap"
@@ -84,9 +84,28 @@ type App struct {
 	// accounts. With "closed", accounts are made with `caddy gatehouse user add`.
 	Registration string `json:"registration,omitempty"`
 
+	// A directory whose files replace the embedded mail templates of the
+	// same name: verify.subject.txt, verify.txt, verify.html,
+	// reset.subject.txt, reset.txt, reset.html. Default: the embedded ones.
+	MailTemplates string `json:"mail_templates,omitempty"`
+
+	// How long a password reset link works. Default: 1h.
+	ResetTokenLifetime caddy.Duration `json:"reset_token_lifetime,omitempty"`
+
+	// How long an email verification link works. Default: 24h.
+	VerifyTokenLifetime caddy.Duration `json:"verify_token_lifetime,omitempty"`
+
+	// At most this many mails to one address per window; further requests
+	// still answer 202 but send nothing. Default: 3 per 1h.
+	MailLimit *MailLimit `json:"mail_limit,omitempty"`
+
+	// Whether registering mails a verification link. Default: true.
+	VerifyOnRegister *bool `json:"verify_on_register,omitempty"`
+
 	service *caddyauth.Service
 	poolKey string
 	logger  *zap.Logger
+	mail    *mailDelivery
 }
 
 // DatabaseConfig names the store.
@@ -95,16 +114,6 @@ type DatabaseConfig struct {
 	Driver string `json:"driver,omitempty"`
 	// The SQLite file. Placeholders are expanded.
 	Path string `json:"path,omitempty"`
-}
-
-// MailConfig is how mail leaves: written to a directory, or sent by SMTP.
-type MailConfig struct {
-	// A directory where each message is written as one RFC 5322 .eml file.
-	Dir string `json:"dir,omitempty"`
-	// An SMTP URL: smtp://user:pass@host:587 (STARTTLS) or smtps://… (TLS).
-	SMTP string `json:"smtp,omitempty"`
-	// The From address of messages sent by SMTP.
-	From string `json:"from,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -127,11 +136,30 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.poolKey = key
-	svc, err := a.newService(ctx, shared.store, shared.cache, shared.hasher, ctx.Slogger())
-	if err != nil {
+	fail := func(err error) error {
 		_, _ = storePool.Delete(key)
 		a.poolKey = ""
 		return err
+	}
+	if a.mail, err = newMailDelivery(a.Mail, shared.store, ctx.Slogger()); err != nil {
+		return fail(err)
+	}
+	events, err := ctx.App("events")
+	if err != nil {
+		return fail(fmt.Errorf("loading events app: %w", err))
+	}
+	emitter := events.(*caddyevents.App)
+	hooks := serviceHooks{
+		onMailQueued: a.mail.sender.Wake,
+		// Caddy's events, so that a config can react to accounts as
+		// fastapi-users' on_after_* hooks would.
+		onEvent: func(_ context.Context, name string, data map[string]any) {
+			emitter.Emit(ctx, name, data)
+		},
+	}
+	svc, err := a.newService(ctx, shared.store, shared.cache, shared.hasher, ctx.Slogger(), hooks)
+	if err != nil {
+		return fail(err)
 	}
 	a.service = svc
 	return nil
@@ -171,6 +199,19 @@ func (a *App) resolve() error {
 	if a.Registration == "" {
 		a.Registration = "open"
 	}
+	// Placeholders ({env.SMTP_PASSWORD}, …) in the other strings.
+	for _, field := range []*string{&a.BaseURL, &a.MailTemplates} {
+		if *field, err = repl.ReplaceOrErr(*field, true, true); err != nil {
+			return err
+		}
+	}
+	if a.Mail != nil {
+		for _, field := range []*string{&a.Mail.SMTP, &a.Mail.Dir, &a.Mail.From} {
+			if *field, err = repl.ReplaceOrErr(*field, true, true); err != nil {
+				return fmt.Errorf("mail: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -194,30 +235,13 @@ func (a *App) Validate() error {
 			return fmt.Errorf("base_url: %q is not an absolute http(s) URL", a.BaseURL)
 		}
 	}
+	if a.ResetTokenLifetime < 0 || a.VerifyTokenLifetime < 0 {
+		return errors.New("reset_token_lifetime and verify_token_lifetime must not be negative")
+	}
+	if err := a.MailLimit.validate(); err != nil {
+		return err
+	}
 	return a.Mail.validate()
-}
-
-// validate checks that exactly one delivery is named, and that it makes
-// sense.
-func (m *MailConfig) validate() error {
-	if m == nil {
-		return nil
-	}
-	switch {
-	case m.Dir != "" && m.SMTP != "":
-		return errors.New("mail: name a directory or an SMTP server, not both")
-	case m.Dir == "" && m.SMTP == "":
-		return errors.New("mail: name a directory or an SMTP server")
-	case m.SMTP != "":
-		u, err := url.Parse(m.SMTP)
-		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
-			return fmt.Errorf("mail smtp: %q is not an smtp:// or smtps:// URL", m.SMTP)
-		}
-		if _, err := mail.ParseAddress(m.From); err != nil {
-			return fmt.Errorf("mail smtp: from %q is not an email address: %w", m.From, err)
-		}
-	}
-	return nil
 }
 
 // newService builds the core on st with this config's options, and the
@@ -226,7 +250,11 @@ func (m *MailConfig) validate() error {
 // pooled store, cache and hasher; the `caddy gatehouse` command passes the
 // store it opened itself, so that both hash, check passwords and end
 // sessions alike.
-func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.SessionCache, hasher *caddyauth.Hasher, log *slog.Logger) (*caddyauth.Service, error) {
+func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.SessionCache, hasher *caddyauth.Hasher, log *slog.Logger, hooks serviceHooks) (*caddyauth.Service, error) {
+	templates, err := caddyauth.LoadTemplates(a.MailTemplates)
+	if err != nil {
+		return nil, fmt.Errorf("mail_templates: %w", err)
+	}
 	secret := []byte(a.Secret)
 	if len(secret) == 0 {
 		// Generated once per database and kept there: a new key per start
@@ -242,6 +270,10 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 		}
 	}
 	requireCurrent := a.RequireCurrentPassword == nil || *a.RequireCurrentPassword
+	var limit store.MailLimit
+	if a.MailLimit != nil {
+		limit = store.MailLimit{Max: a.MailLimit.Max, Window: time.Duration(a.MailLimit.Window)}
+	}
 	return caddyauth.New(caddyauth.Options{
 		Store:                  st,
 		Secret:                 secret,
@@ -254,15 +286,36 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 		SessionLifetime:        time.Duration(a.SessionLifetime),
 		SessionIdle:            time.Duration(a.SessionIdle),
 		CookieName:             a.CookieName,
+		Templates:              templates,
+		ResetTokenLifetime:     time.Duration(a.ResetTokenLifetime),
+		VerifyTokenLifetime:    time.Duration(a.VerifyTokenLifetime),
+		MailLimit:              limit,
+		VerifyOnRegister:       a.VerifyOnRegister == nil || *a.VerifyOnRegister,
+		OnMailQueued:           hooks.onMailQueued,
+		OnEvent:                hooks.onEvent,
 		Logger:                 log,
 	})
 }
 
-// Start does nothing: the app serves through its handlers.
-func (a *App) Start() error { return nil }
+// serviceHooks connect the core to the server around it; the CLI has
+// none.
+type serviceHooks struct {
+	onMailQueued func()
+	onEvent      func(ctx context.Context, name string, data map[string]any)
+}
 
-// Stop does nothing; Cleanup releases the store.
-func (a *App) Stop() error { return nil }
+// Start starts delivering the outbox's mail.
+func (a *App) Start() error {
+	a.mail.start()
+	return nil
+}
+
+// Stop stops delivering mail; what is not delivered stays in the outbox
+// for the next start (or another instance). Cleanup releases the store.
+func (a *App) Stop() error {
+	a.mail.stop()
+	return nil
+}
 
 // Cleanup releases this config's hold on the shared store; the last
 // config to let go closes it.

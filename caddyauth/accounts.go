@@ -104,7 +104,12 @@ type NewUser struct {
 // checks the password policy before the email's availability (as
 // fastapi-users does), and hashes before the insert so that a taken email
 // costs the same time as a free one.
-func (s *Service) Register(ctx context.Context, email, password, fullName string) (*store.User, error) {
+//
+// With verify_on_register, the new user is mailed a verification link to
+// links.Verify. The account exists once this returns, whether or not the
+// mail could be queued: a failure there is logged, and the user can ask
+// for another link.
+func (s *Service) Register(ctx context.Context, email, password, fullName string, links Links) (*store.User, error) {
 	if s.registrationClosed {
 		return nil, ErrRegistrationClosed
 	}
@@ -112,7 +117,16 @@ func (s *Service) Register(ctx context.Context, email, password, fullName string
 	if errors.Is(err, ErrEmailTaken) {
 		return nil, ErrUserExists
 	}
-	return u, err
+	if err != nil {
+		return nil, err
+	}
+	if s.verifyOnRegister {
+		if _, err := s.sendToken(ctx, u, store.PurposeVerifyEmail, MailVerify, links.Verify, s.verifyLifetime); err != nil {
+			s.log.ErrorContext(ctx, "queueing the verification mail of a new account", "user_id", u.ID, "error", err)
+		}
+	}
+	s.emit(ctx, EventUserRegistered, u)
+	return u, nil
 }
 
 // CreateUser creates an account with the given attributes (the CLI and
@@ -352,6 +366,18 @@ func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch,
 	}
 	// Cached principals carry the old attributes: forget them all.
 	s.cache.dropUser(u.ID)
+	// Links mailed before are void: reset links once the password has
+	// changed, verify links once the address has.
+	if newHash != "" {
+		if _, err := s.store.DeleteUserTokens(ctx, u.ID, store.PurposeResetPassword); err != nil {
+			return nil, storeErr("voiding reset tokens", err)
+		}
+	}
+	if u.Email != read.Email {
+		if _, err := s.store.DeleteUserTokens(ctx, u.ID, store.PurposeVerifyEmail); err != nil {
+			return nil, storeErr("voiding verify tokens", err)
+		}
+	}
 	switch {
 	case !u.IsActive:
 		// Deactivation ends every session, the caller's own included.

@@ -15,7 +15,7 @@ func TestRegister(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, nil)
-	u, err := e.svc.Register(ctx, "  Gawain@Camelot.BT ", testPassword, "Sir Gawain")
+	u, err := e.svc.Register(ctx, "  Gawain@Camelot.BT ", testPassword, "Sir Gawain", testLinks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestRegisterErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, nil)
-	if _, err := e.svc.Register(ctx, "king.arthur@camelot.bt", testPassword, ""); err != nil {
+	if _, err := e.svc.Register(ctx, "king.arthur@camelot.bt", testPassword, "", testLinks); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -60,7 +60,7 @@ func TestRegisterErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := e.svc.Register(ctx, tc.email, tc.password, tc.fullName)
+			u, err := e.svc.Register(ctx, tc.email, tc.password, tc.fullName, testLinks)
 			if u != nil {
 				t.Errorf("a user was returned: %+v", u)
 			}
@@ -77,11 +77,11 @@ func TestRegistrationClosed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, func(o *caddyauth.Options) { o.RegistrationClosed = true })
-	if _, err := e.svc.Register(ctx, "lancelot@camelot.bt", testPassword, ""); !errors.Is(err, caddyauth.ErrRegistrationClosed) {
+	if _, err := e.svc.Register(ctx, "lancelot@camelot.bt", testPassword, "", testLinks); !errors.Is(err, caddyauth.ErrRegistrationClosed) {
 		t.Fatalf("Register = %v, want ErrRegistrationClosed", err)
 	}
 	// Even a bad request is told only that registration is closed.
-	if _, err := e.svc.Register(ctx, "not an email", "x", ""); !errors.Is(err, caddyauth.ErrRegistrationClosed) {
+	if _, err := e.svc.Register(ctx, "not an email", "x", "", testLinks); !errors.Is(err, caddyauth.ErrRegistrationClosed) {
 		t.Fatalf("Register = %v, want ErrRegistrationClosed", err)
 	}
 	if users, _ := e.db.ListUsers(ctx); len(users) != 0 {

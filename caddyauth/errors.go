@@ -24,6 +24,14 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrRegistrationClosed: registration is closed by configuration.
 	ErrRegistrationClosed = errors.New("registration closed")
+	// ErrResetBadToken: a reset token that is unknown, used, expired, for
+	// an inactive user, or for an address the account no longer has.
+	ErrResetBadToken = errors.New("bad reset token")
+	// ErrVerifyBadToken: a verify token that is unknown, expired, or for an
+	// address the account no longer has.
+	ErrVerifyBadToken = errors.New("bad verify token")
+	// ErrVerifyAlreadyVerified: the account is verified already.
+	ErrVerifyAlreadyVerified = errors.New("already verified")
 )
 
 // PasswordError is a password that the policy refuses, or a wrong current

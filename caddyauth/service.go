@@ -1,6 +1,7 @@
 package caddyauth
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -37,6 +38,19 @@ type Options struct {
 	SessionIdle            time.Duration // sliding, cookie sessions; < 0 disables
 	CookieName             string
 
+	// Mail: the templates (nil: the embedded ones), token lifetimes, the
+	// per-address limit (zero: DefaultMailLimit; Max < 0: none), and
+	// whether registration mails a verification link.
+	Templates           *Templates
+	ResetTokenLifetime  time.Duration
+	VerifyTokenLifetime time.Duration
+	MailLimit           store.MailLimit
+	VerifyOnRegister    bool
+	// OnMailQueued is called after a mail is queued (to wake the sender).
+	OnMailQueued func()
+	// OnEvent receives the events named Event* (nil: none are emitted).
+	OnEvent func(ctx context.Context, name string, data map[string]any)
+
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
@@ -56,6 +70,14 @@ type Service struct {
 	log      *slog.Logger
 	lifetime time.Duration
 	idle     time.Duration
+
+	templates        *Templates
+	resetLifetime    time.Duration
+	verifyLifetime   time.Duration
+	mailLimit        store.MailLimit
+	verifyOnRegister bool
+	onMailQueued     func()
+	onEvent          func(ctx context.Context, name string, data map[string]any)
 
 	requireVerified        bool
 	requireCurrentPassword bool
@@ -90,6 +112,13 @@ func New(o Options) (*Service, error) {
 		requireCurrentPassword: o.RequireCurrentPassword,
 		registrationClosed:     o.RegistrationClosed,
 		cookieName:             o.CookieName,
+		templates:              o.Templates,
+		resetLifetime:          o.ResetTokenLifetime,
+		verifyLifetime:         o.VerifyTokenLifetime,
+		mailLimit:              o.MailLimit,
+		verifyOnRegister:       o.VerifyOnRegister,
+		onMailQueued:           o.OnMailQueued,
+		onEvent:                o.OnEvent,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -120,6 +149,20 @@ func New(o Options) (*Service, error) {
 	}
 	if s.cookieName == "" {
 		s.cookieName = DefaultCookieName
+	}
+	if s.templates == nil {
+		if s.templates, err = LoadTemplates(""); err != nil {
+			return nil, err
+		}
+	}
+	if s.resetLifetime <= 0 {
+		s.resetLifetime = DefaultResetTokenLifetime
+	}
+	if s.verifyLifetime <= 0 {
+		s.verifyLifetime = DefaultVerifyTokenLifetime
+	}
+	if s.mailLimit == (store.MailLimit{}) {
+		s.mailLimit = DefaultMailLimit
 	}
 	s.keyID = k.id()
 	s.cookies = securecookie.New(k.cookieHash, k.cookieBlock)

@@ -437,7 +437,8 @@ func (s *Service) UserSessions(ctx context.Context, userID string) ([]store.Sess
 	return live, nil
 }
 
-// maybePurge removes expired sessions from the store now and then.
+// maybePurge removes expired sessions and mailed tokens from the store
+// now and then.
 func (s *Service) maybePurge(ctx context.Context) {
 	now := s.now()
 	s.purgeMu.Lock()
@@ -451,6 +452,9 @@ func (s *Service) maybePurge(ctx context.Context) {
 	}
 	if _, err := s.store.DeleteExpiredSessions(ctx, now.UTC()); err != nil {
 		s.log.WarnContext(ctx, "removing expired sessions", "error", err)
+	}
+	if _, err := s.store.DeleteExpiredTokens(ctx, now.UTC()); err != nil {
+		s.log.WarnContext(ctx, "removing expired tokens", "error", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,9 @@ type API struct {
 	// CookieDomain is the Domain attribute of the session cookie ("" for
 	// host-only).
 	CookieDomain string
+	// BaseURL is the absolute base of links in mails (base_url); "" for
+	// the request's own origin.
+	BaseURL string
 	// ClientIP returns the client's address as the server resolved it
 	// (honouring trusted proxies only); default: the peer address.
 	ClientIP func(*http.Request) string
@@ -129,11 +133,15 @@ func (a *API) buildRoutes() {
 	a.usersPrefix = users
 	post := func(h http.HandlerFunc) *route { return &route{methods: handlerMap{http.MethodPost: h}} }
 	a.routes = map[string]*route{
-		api + "/register":      post(a.register),
-		api + "/jwt/login":     post(a.login(store.TransportBearer)),
-		api + "/jwt/logout":    post(a.logout(store.TransportBearer)),
-		api + "/cookie/login":  post(a.login(store.TransportCookie)),
-		api + "/cookie/logout": post(a.logout(store.TransportCookie)),
+		api + "/register":             post(a.register),
+		api + "/jwt/login":            post(a.login(store.TransportBearer)),
+		api + "/jwt/logout":           post(a.logout(store.TransportBearer)),
+		api + "/cookie/login":         post(a.login(store.TransportCookie)),
+		api + "/cookie/logout":        post(a.logout(store.TransportCookie)),
+		api + "/forgot-password":      post(a.mailRequest(a.Service.ForgotPassword)),
+		api + "/request-verify-token": post(a.mailRequest(a.Service.RequestVerify)),
+		api + "/reset-password":       post(a.resetPassword),
+		api + "/verify":               post(a.verify),
 		users + "/me": {methods: handlerMap{
 			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe, http.MethodDelete: a.deleteUser}},
 	}
@@ -239,7 +247,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 	if fullName != nil {
 		name = *fullName
 	}
-	u, err := a.Service.Register(r.Context(), *email, *password, name)
+	u, err := a.Service.Register(r.Context(), *email, *password, name, a.links(r))
 	if err != nil {
 		writeError(w, r, a.log(), err, codeRegisterInvalidPassword)
 		return
@@ -578,4 +586,107 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeStatus(w, http.StatusNoContent)
+}
+
+// links are the pages that mail links point to: under base_url, or this
+// request's origin when it is not set.
+//
+// Without base_url the origin comes from the request's Host, which Caddy
+// has matched against the site's address; a site that answers any host
+// should set base_url, so that a forged Host cannot put a foreign link
+// (carrying a reset token) into a user's mail.
+func (a *API) links(r *http.Request) caddyauth.Links {
+	base := strings.TrimSuffix(a.BaseURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	api, _ := a.prefixes()
+	return caddyauth.Links{Verify: base + api + "/verify", Reset: base + api + "/reset-password"}
+}
+
+// mailRequest serves forgot-password and request-verify-token: an
+// embedded `email`, and always 202 with the body null, whether or not a
+// mail goes out (unknown, inactive and, for verification, verified
+// accounts get none). The mail itself is queued, never sent while the
+// client waits.
+func (a *API) mailRequest(send func(context.Context, string, caddyauth.Links) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, syntax, err := parseEmbeddedJSONBody(w, r)
+		if err != nil {
+			writeError(w, r, a.log(), err, "")
+			return
+		}
+		if syntax != nil {
+			writeValidation(w, syntax)
+			return
+		}
+		email := b.str("email", true, false)
+		if email != nil {
+			normalized, err := caddyauth.NormalizeEmail(*email)
+			if err != nil {
+				b.failField(err.(*caddyauth.FieldError))
+			}
+			email = &normalized
+		}
+		if len(b.errs) > 0 {
+			writeValidation(w, b.errs)
+			return
+		}
+		if err := send(r.Context(), *email, a.links(r)); err != nil {
+			writeError(w, r, a.log(), err, "")
+			return
+		}
+		writeJSON(w, http.StatusAccepted, nil)
+	}
+}
+
+// resetPassword: POST /auth/reset-password, {token, password}.
+func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) {
+	b, syntax, err := parseEmbeddedJSONBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, codeResetInvalidPassword)
+		return
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return
+	}
+	token, password := b.str("token", true, false), b.str("password", true, false)
+	if len(b.errs) > 0 {
+		writeValidation(w, b.errs)
+		return
+	}
+	if err := a.Service.ResetPassword(r.Context(), *token, *password); err != nil {
+		writeError(w, r, a.log(), err, codeResetInvalidPassword)
+		return
+	}
+	writeJSON(w, http.StatusOK, nil)
+}
+
+// verify: POST /auth/verify, {token}.
+func (a *API) verify(w http.ResponseWriter, r *http.Request) {
+	b, syntax, err := parseEmbeddedJSONBody(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, "")
+		return
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return
+	}
+	token := b.str("token", true, false)
+	if len(b.errs) > 0 {
+		writeValidation(w, b.errs)
+		return
+	}
+	u, err := a.Service.Verify(r.Context(), *token)
+	if err != nil {
+		writeError(w, r, a.log(), err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, ToUserJSON(u))
 }

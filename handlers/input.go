@@ -100,6 +100,23 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 	return b, nil, nil
 }
 
+// parseEmbeddedJSONBody reads a body of embedded fields (FastAPI's
+// Body(embed=True): forgot-password, reset-password, verify): a body that
+// is absent, null or not an object has none of the fields, and each
+// missing one is reported at ["body", <field>] with a null input.
+func parseEmbeddedJSONBody(w http.ResponseWriter, r *http.Request) (*jsonBody, []validationItem, error) {
+	b, syntax, err := parseJSONBody(w, r)
+	if err != nil || syntax != nil {
+		return b, syntax, err
+	}
+	if !b.objectOK() {
+		b.errs = nil
+		b.fields = map[string]json.RawMessage{}
+	}
+	b.embedded = true
+	return b, nil, nil
+}
+
 // isJSONContentType accepts application/json and application/*+json.
 func isJSONContentType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)

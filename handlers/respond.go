@@ -17,6 +17,10 @@ const (
 	codeLoginNotVerified        = "LOGIN_USER_NOT_VERIFIED"
 	codeUpdateEmailExists       = "UPDATE_USER_EMAIL_ALREADY_EXISTS"
 	codeUpdateInvalidPassword   = "UPDATE_USER_INVALID_PASSWORD"
+	codeResetBadToken           = "RESET_PASSWORD_BAD_TOKEN"
+	codeResetInvalidPassword    = "RESET_PASSWORD_INVALID_PASSWORD"
+	codeVerifyBadToken          = "VERIFY_USER_BAD_TOKEN"
+	codeVerifyAlreadyVerified   = "VERIFY_USER_ALREADY_VERIFIED"
 )
 
 // errorResponse is one row of the table below.
@@ -40,6 +44,9 @@ var coreErrors = []struct {
 	{caddyauth.ErrForbidden, errorResponse{http.StatusForbidden, "Forbidden"}},
 	{caddyauth.ErrRegistrationClosed, errorResponse{http.StatusForbidden, "Forbidden"}},
 	{caddyauth.ErrNotFound, errorResponse{http.StatusNotFound, "Not Found"}},
+	{caddyauth.ErrResetBadToken, errorResponse{http.StatusBadRequest, codeResetBadToken}},
+	{caddyauth.ErrVerifyBadToken, errorResponse{http.StatusBadRequest, codeVerifyBadToken}},
+	{caddyauth.ErrVerifyAlreadyVerified, errorResponse{http.StatusBadRequest, codeVerifyAlreadyVerified}},
 }
 
 // writeError answers with the contract's status and detail for err.

@@ -8,10 +8,12 @@
 // startCaddy, freePort, newClient and the register/login helpers are
 // documented there.
 //
-// Nothing here may import Gatehouse's own packages: the tests see the
-// server only as a user does, through its configuration, its command line,
-// its database file and the wire. The only non-standard import is
-// modernc.org/sqlite, to change rows that no API can (making a superuser).
+// The tests of Gatehouse's behaviour import none of its packages: they see
+// the server only as a user does, through its configuration, its command
+// line, its database file, the mail it sends and the wire. The only
+// non-standard import there is modernc.org/sqlite, to change rows that no
+// API can (making a superuser). TestMailpitHarness, a check of the SMTP
+// test server itself, drives it with the mailer package's transport.
 //
 // Every server these tests start listens on 127.0.0.1 or localhost and
 // every request they send goes there.

@@ -1,4 +1,5 @@
-// Package store defines what Gatehouse keeps: users, sessions and settings,
+// Package store defines what Gatehouse keeps: users, sessions, settings,
+// the tokens sent by mail and the outbox of mail to deliver,
 // the small role interfaces the core needs from a store, and the sentinel
 // errors every implementation returns.
 //

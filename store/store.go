@@ -109,11 +109,102 @@ type Settings interface {
 	SettingOrInit(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
+// Purpose says what an action token, sent by mail, may be used for.
+type Purpose string
+
+// The purposes of action tokens.
+const (
+	PurposeResetPassword Purpose = "reset_password"
+	PurposeVerifyEmail   Purpose = "verify_email"
+)
+
+// ActionToken is a single-use token mailed to a user: a password reset or
+// an email verification. As for sessions, only the SHA-256 digest of the
+// token is stored.
+type ActionToken struct {
+	Digest    []byte // SHA-256 of the token, unique
+	UserID    string
+	Purpose   Purpose
+	Email     string // the address it was sent to; a verify token is bound to it
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero while unused
+}
+
+// Message is a mail waiting in the outbox.
+type Message struct {
+	ID            int64 // assigned by the store
+	To            string
+	Subject       string
+	Text          string // text/plain part
+	HTML          string // text/html part
+	CreatedAt     time.Time
+	Attempts      int       // delivery attempts so far
+	NextAttemptAt time.Time // not sent before this time
+	LastError     string
+}
+
+// MailLimit bounds how many mails one address receives in a window.
+type MailLimit struct {
+	Max    int
+	Window time.Duration
+}
+
+// Tokens stores action tokens and the mail that carries them.
+type Tokens interface {
+	// IssueToken stores tok and queues msg in the outbox, in one
+	// transaction, unless the address msg.To (ignoring case) has already
+	// been sent limit.Max mails by IssueToken within limit.Window before
+	// now (a mail sent at now − Window or earlier no longer counts); then
+	// it stores nothing and reports false. Concurrent callers never exceed
+	// the limit together. msg.ID is set, and a zero msg.CreatedAt or
+	// msg.NextAttemptAt is set to now. limit.Max ≤ 0 means no limit.
+	// ErrConflict if the digest exists; ErrNotFound if tok.UserID names
+	// no user.
+	IssueToken(ctx context.Context, tok *ActionToken, msg *Message, limit MailLimit, now time.Time) (bool, error)
+	// TokenByDigest returns the token with that digest and purpose, used
+	// or not, expired or not; ErrNotFound if none.
+	TokenByDigest(ctx context.Context, purpose Purpose, digest []byte) (*ActionToken, error)
+	// UseToken marks an unused token used at the given time; ErrNotFound
+	// if there is no such unused token (it was used meanwhile). Exactly
+	// one of concurrent callers succeeds.
+	UseToken(ctx context.Context, purpose Purpose, digest []byte, at time.Time) error
+	// DeleteUserTokens removes a user's tokens of one purpose and returns
+	// how many went.
+	DeleteUserTokens(ctx context.Context, userID string, purpose Purpose) (int, error)
+	// DeleteExpiredTokens removes tokens whose ExpiresAt is not after now
+	// and returns how many went.
+	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
+}
+
+// Outbox is the queue of mail to deliver. Several senders, in this process
+// or others sharing the database, may work on it at once: a message is
+// leased to one sender at a time.
+type Outbox interface {
+	// QueueMessage adds a message (one that carries no token, such as a
+	// notice); msg.ID is set. A zero NextAttemptAt makes it due at once.
+	QueueMessage(ctx context.Context, msg *Message) error
+	// ClaimMessages leases up to n messages whose NextAttemptAt is not
+	// after now, oldest first (by CreatedAt, then ID), and returns them in
+	// that order; none when n ≤ 0. Each has its Attempts incremented and its
+	// NextAttemptAt moved to leaseUntil, so no other sender takes it
+	// before then.
+	ClaimMessages(ctx context.Context, now, leaseUntil time.Time, n int) ([]Message, error)
+	// DeleteMessage removes a message (it was delivered, or given up);
+	// ErrNotFound if it is gone.
+	DeleteMessage(ctx context.Context, id int64) error
+	// RetryMessage records a failed attempt: the message is due again at
+	// next. ErrNotFound if it is gone.
+	RetryMessage(ctx context.Context, id int64, next time.Time, lastError string) error
+}
+
 // Store is everything a Gatehouse installation keeps.
 type Store interface {
 	Users
 	Sessions
 	Settings
+	Tokens
+	Outbox
 	// Close releases the database.
 	Close() error
 }

@@ -462,3 +462,266 @@ func testSession(userID string, digest []byte) *store.Session {
 		ExpiresAt:   now.Add(time.Hour),
 	}
 }
+
+// openStores opens n stores on one file, as n processes would, and closes
+// them when the test ends.
+func openStores(t *testing.T, path string, n int) []*Store {
+	t.Helper()
+	stores := make([]*Store, n)
+	for i := range stores {
+		stores[i] = openClosed(t, path)
+	}
+	return stores
+}
+
+// TestIssueTokenAcrossStores checks the mail limit between processes: in
+// one process the single writer connection serialises IssueToken anyway;
+// between processes it is the IMMEDIATE transaction that does.
+func TestIssueTokenAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stores := openStores(t, filepath.Join(t.TempDir(), "gatehouse.db"), 4)
+	u := testUser("flood@example.com")
+	if err := stores[0].CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	const perStore, limitMax = 5, 3
+	limit := store.MailLimit{Max: limitMax, Window: time.Hour}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted int
+	)
+	start := make(chan struct{})
+	for i, s := range stores {
+		for j := range perStore {
+			wg.Go(func() {
+				<-start
+				tok := testToken(u.ID, fmt.Sprintf("token %d/%d", i, j))
+				ok, err := s.IssueToken(ctx, tok, testMessage(u.Email), limit, now)
+				if err != nil {
+					t.Errorf("IssueToken through store %d: %v", i, err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if accepted != limitMax {
+		t.Errorf("%d IssueToken through %d stores with Max %d: %d accepted, want %d",
+			perStore*len(stores), len(stores), limitMax, accepted, limitMax)
+	}
+	msgs, err := stores[0].ClaimMessages(ctx, now, now.Add(time.Minute), 100)
+	if err != nil || len(msgs) != limitMax {
+		t.Errorf("ClaimMessages = %d messages, %v; want %d", len(msgs), err, limitMax)
+	}
+}
+
+// TestClaimMessagesAcrossStores: senders in several processes never claim
+// the same message.
+func TestClaimMessagesAcrossStores(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stores := openStores(t, filepath.Join(t.TempDir(), "gatehouse.db"), 4)
+	const messages = 40
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for range messages {
+		if err := stores[0].QueueMessage(ctx, testMessage("to@example.com")); err != nil {
+			t.Fatalf("QueueMessage: %v", err)
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		owner = map[int64]int{}
+	)
+	start := make(chan struct{})
+	for i, s := range stores {
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				for {
+					msgs, err := s.ClaimMessages(ctx, now, now.Add(time.Minute), 3)
+					if err != nil {
+						t.Errorf("ClaimMessages through store %d: %v", i, err)
+						return
+					}
+					if len(msgs) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, m := range msgs {
+						if j, dup := owner[m.ID]; dup {
+							t.Errorf("message %d claimed through stores %d and %d", m.ID, j, i)
+						}
+						owner[m.ID] = i
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(owner) != messages {
+		t.Errorf("%d messages claimed, want %d", len(owner), messages)
+	}
+}
+
+// TestOutboxSurvivesReopen: a queued message, its lease and its retry
+// state outlive the process.
+func TestOutboxSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := open(t, path)
+	u := testUser("durable@example.com")
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tok := testToken(u.ID, "durable")
+	msg := testMessage(u.Email)
+	if ok, err := s.IssueToken(ctx, tok, msg, store.MailLimit{Max: 1, Window: time.Hour}, now); err != nil || !ok {
+		t.Fatalf("IssueToken = %v, %v", ok, err)
+	}
+	if _, err := s.ClaimMessages(ctx, now, now.Add(time.Minute), 10); err != nil {
+		t.Fatalf("ClaimMessages: %v", err)
+	}
+	next := now.Add(time.Hour)
+	if err := s.RetryMessage(ctx, msg.ID, next, "connection refused"); err != nil {
+		t.Fatalf("RetryMessage: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = openClosed(t, path)
+	if _, err := s.TokenByDigest(ctx, tok.Purpose, tok.Digest); err != nil {
+		t.Errorf("TokenByDigest after reopening: %v", err)
+	}
+	// The mail log survived too: the limit still holds.
+	if ok, err := s.IssueToken(ctx, testToken(u.ID, "second"), testMessage(u.Email), store.MailLimit{Max: 1, Window: time.Hour}, now); err != nil || ok {
+		t.Errorf("IssueToken over the limit after reopening = %v, %v; want false", ok, err)
+	}
+	msgs, err := s.ClaimMessages(ctx, next, next.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatalf("ClaimMessages after reopening: %v", err)
+	}
+	if len(msgs) != 1 || msgs[0].ID != msg.ID || msgs[0].Attempts != 2 || msgs[0].LastError != "connection refused" {
+		t.Errorf("ClaimMessages after reopening = %+v, want message %d at its second attempt", msgs, msg.ID)
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database made by the first release,
+// with a user in it, and checks that the new tables arrive beside it.
+func TestUpgradeFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	ms, err := migrations()
+	if err != nil {
+		t.Fatalf("migrations: %v", err)
+	}
+	writerDSN, err := dsn(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", writerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(ctx, db, ms[0]); err != nil {
+		t.Fatalf("applying %s: %v", ms[0].name, err)
+	}
+	u := testUser("old@example.com")
+	old := &Store{path: path, writer: db, readers: db}
+	if err := old.CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser in a version 1 database: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openClosed(t, path)
+	if got := slices.Sorted(maps.Keys(appliedMigrations(t, s))); !slices.Equal(got, wantVersions(t)) {
+		t.Errorf("applied migrations after upgrade = %v, want %v", got, wantVersions(t))
+	}
+	if _, err := s.UserByID(ctx, u.ID); err != nil {
+		t.Fatalf("UserByID after upgrade: %v", err)
+	}
+	tok := testToken(u.ID, "upgrade")
+	if ok, err := s.IssueToken(ctx, tok, testMessage(u.Email), store.MailLimit{}, time.Now()); err != nil || !ok {
+		t.Fatalf("IssueToken after upgrade = %v, %v", ok, err)
+	}
+	// The cascade of the new table works on the old users table.
+	if err := s.DeleteUser(ctx, u.ID); err != nil {
+		t.Fatalf("DeleteUser: %v", err)
+	}
+	if _, err := s.TokenByDigest(ctx, tok.Purpose, tok.Digest); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TokenByDigest after DeleteUser: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestTokenAndMessageTimesInUTC(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openClosed(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	u := testUser("utc@example.com")
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	zone := time.FixedZone("X", 3*60*60)
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, zone)
+	tok := testToken(u.ID, "utc")
+	if ok, err := s.IssueToken(ctx, tok, testMessage(u.Email), store.MailLimit{}, now); err != nil || !ok {
+		t.Fatalf("IssueToken = %v, %v", ok, err)
+	}
+	if err := s.UseToken(ctx, tok.Purpose, tok.Digest, now); err != nil {
+		t.Fatalf("UseToken: %v", err)
+	}
+	got, err := s.TokenByDigest(ctx, tok.Purpose, tok.Digest)
+	if err != nil {
+		t.Fatalf("TokenByDigest: %v", err)
+	}
+	msgs, err := s.ClaimMessages(ctx, now, now.Add(time.Minute), 1)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("ClaimMessages = %d messages, %v", len(msgs), err)
+	}
+	for name, tm := range map[string]time.Time{
+		"ActionToken.CreatedAt": got.CreatedAt, "ActionToken.ExpiresAt": got.ExpiresAt,
+		"ActionToken.UsedAt": got.UsedAt, "Message.CreatedAt": msgs[0].CreatedAt,
+		"Message.NextAttemptAt": msgs[0].NextAttemptAt,
+	} {
+		if tm.Location() != time.UTC {
+			t.Errorf("%s in %v, want UTC", name, tm.Location())
+		}
+	}
+}
+
+// testToken returns a reset token of userID whose digest derives from seed.
+func testToken(userID, seed string) *store.ActionToken {
+	digest := sha256.Sum256([]byte(seed))
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.FixedZone("X", -5*60*60))
+	return &store.ActionToken{
+		Digest:    digest[:],
+		UserID:    userID,
+		Purpose:   store.PurposeResetPassword,
+		Email:     "owner@example.com",
+		CreatedAt: now,
+		ExpiresAt: now.Add(time.Hour),
+	}
+}
+
+// testMessage returns a message to to with zero times: IssueToken sets
+// them to its now; queued with QueueMessage, it is due at once.
+func testMessage(to string) *store.Message {
+	return &store.Message{To: to, Subject: "Subject", Text: "text", HTML: "<p>html</p>"}
+}

@@ -49,6 +49,25 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteExpiredSessions", testDeleteExpiredSessions},
 		{"SettingOrInit", testSettingOrInit},
 		{"SettingOrInitConcurrent", testSettingOrInitConcurrent},
+		{"IssueToken", testIssueToken},
+		{"IssueTokenDefaults", testIssueTokenDefaults},
+		{"IssueTokenLimit", testIssueTokenLimit},
+		{"IssueTokenWindow", testIssueTokenWindow},
+		{"IssueTokenUnlimited", testIssueTokenUnlimited},
+		{"IssueTokenConcurrent", testIssueTokenConcurrent},
+		{"IssueTokenErrors", testIssueTokenErrors},
+		{"TokenByDigest", testTokenByDigest},
+		{"UseToken", testUseToken},
+		{"UseTokenConcurrent", testUseTokenConcurrent},
+		{"DeleteUserTokens", testDeleteUserTokens},
+		{"DeleteExpiredTokens", testDeleteExpiredTokens},
+		{"TokensDeletedWithUser", testTokensDeletedWithUser},
+		{"QueueMessage", testQueueMessage},
+		{"ClaimMessagesLease", testClaimMessagesLease},
+		{"ClaimMessagesOrder", testClaimMessagesOrder},
+		{"ClaimMessagesConcurrent", testClaimMessagesConcurrent},
+		{"DeleteMessage", testDeleteMessage},
+		{"RetryMessage", testRetryMessage},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"CancelledContext", testCancelledContext},
 	}
@@ -819,6 +838,13 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	createUser(t, s, u)
 	ss := newSession(t, u.ID)
 	createSession(t, s, ss)
+	tok := newToken(t, u.ID, store.PurposeResetPassword)
+	tokMsg := newMessage(t, u.Email)
+	if !issue(t, s, tok, tokMsg, store.MailLimit{}, t0) {
+		t.Fatal("IssueToken without a limit refused")
+	}
+	msg := newMessage(t, u.Email)
+	queueMessage(t, s, msg)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -841,6 +867,18 @@ func testCancelledContext(t *testing.T, s store.Store) {
 		{"DeleteUserSessions", func() error { _, err := s.DeleteUserSessions(ctx, u.ID, ""); return err }},
 		{"DeleteExpiredSessions", func() error { _, err := s.DeleteExpiredSessions(ctx, time.Now()); return err }},
 		{"SettingOrInit", func() error { _, err := s.SettingOrInit(ctx, "k", []byte("v")); return err }},
+		{"IssueToken", func() error {
+			_, err := s.IssueToken(ctx, newToken(t, u.ID, store.PurposeVerifyEmail), newMessage(t, u.Email), store.MailLimit{Max: 5, Window: time.Hour}, t0)
+			return err
+		}},
+		{"TokenByDigest", func() error { _, err := s.TokenByDigest(ctx, tok.Purpose, tok.Digest); return err }},
+		{"UseToken", func() error { return s.UseToken(ctx, tok.Purpose, tok.Digest, t0) }},
+		{"DeleteUserTokens", func() error { _, err := s.DeleteUserTokens(ctx, u.ID, tok.Purpose); return err }},
+		{"DeleteExpiredTokens", func() error { _, err := s.DeleteExpiredTokens(ctx, t0.Add(24*time.Hour)); return err }},
+		{"QueueMessage", func() error { return s.QueueMessage(ctx, newMessage(t, u.Email)) }},
+		{"ClaimMessages", func() error { _, err := s.ClaimMessages(ctx, t0.Add(time.Hour), t0.Add(2*time.Hour), 10); return err }},
+		{"RetryMessage", func() error { return s.RetryMessage(ctx, msg.ID, t0, "x") }},
+		{"DeleteMessage", func() error { return s.DeleteMessage(ctx, msg.ID) }},
 		{"DeleteUser", func() error { return s.DeleteUser(ctx, u.ID) }},
 	}
 	for _, c := range calls {
@@ -863,6 +901,15 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	createUser(t, s, newUser(t, "after@example.com"))
 	if v, err := s.SettingOrInit(live, "k", []byte("v")); err != nil || string(v) != "v" {
 		t.Errorf("SettingOrInit after cancelled calls = %q, %v; want %q", v, err, "v")
+	}
+	// Nothing the cancelled calls were asked to do was done.
+	gotTok, err := s.TokenByDigest(live, tok.Purpose, tok.Digest)
+	if err != nil {
+		t.Fatalf("TokenByDigest after cancelled calls: %v", err)
+	}
+	checkToken(t, gotTok, tok)
+	if got := claimIDs(t, s, t0.Add(time.Hour), 10); !slices.Equal(got, []int64{tokMsg.ID, msg.ID}) {
+		t.Errorf("ClaimMessages after cancelled calls = %v, want only %d and %d", got, tokMsg.ID, msg.ID)
 	}
 }
 

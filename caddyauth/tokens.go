@@ -1,0 +1,280 @@
+package caddyauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-caddy/gatehouse/store"
+)
+
+// Defaults of the token-by-mail options.
+const (
+	DefaultResetTokenLifetime  = time.Hour
+	DefaultVerifyTokenLifetime = 24 * time.Hour
+)
+
+// DefaultMailLimit: at most three mails per address per hour, so that the
+// forgot-password and verify endpoints cannot flood anyone's inbox.
+var DefaultMailLimit = store.MailLimit{Max: 3, Window: time.Hour}
+
+// Event names, emitted through Options.OnEvent (Caddy's events in the
+// root): the counterparts of fastapi-users' on_after_* hooks. Their data
+// carry the user's id and email, never a token or password.
+const (
+	EventUserRegistered = "gatehouse.user_registered"
+	EventUserVerified   = "gatehouse.user_verified"
+	EventPasswordReset  = "gatehouse.password_reset"
+	EventForgotPassword = "gatehouse.forgot_password"
+)
+
+// Links are the pages of this site that take a token from a mail:
+// <base>/auth/verify and <base>/auth/reset-password. The token is added as
+// the query parameter token=….
+type Links struct {
+	Verify string
+	Reset  string
+}
+
+// withToken adds ?token=… to a page URL.
+func withToken(page, token string) string {
+	sep := "?"
+	if strings.Contains(page, "?") {
+		sep = "&"
+	}
+	return page + sep + "token=" + url.QueryEscape(token)
+}
+
+// newActionToken returns a random URL-safe token and its digest.
+func (s *Service) newActionToken() (string, []byte, error) {
+	var raw [32]byte
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
+		return "", nil, fmt.Errorf("reading randomness: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	digest := sha256.Sum256([]byte(token))
+	return token, digest[:], nil
+}
+
+func tokenDigest(token string) []byte {
+	d := sha256.Sum256([]byte(token))
+	return d[:]
+}
+
+// sendToken makes a token for u, renders the mail of kind with a link to
+// page, and stores both in one transaction (the outbox of the store),
+// within the per-address mail limit. It reports whether the mail was
+// queued; a request never waits for the mail to be delivered.
+func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Purpose, kind, page string, lifetime time.Duration) (bool, error) {
+	if page == "" {
+		return false, errors.New("no link for the mail")
+	}
+	token, digest, err := s.newActionToken()
+	if err != nil {
+		return false, err
+	}
+	link := withToken(page, token)
+	site := page
+	if pu, err := url.Parse(page); err == nil && pu.Host != "" {
+		site = pu.Host
+	}
+	subject, text, html, err := s.templates.render(kind, MailData{
+		Link: link, Email: u.Email, Name: u.FullName, Site: site, ExpiresIn: inWords(lifetime),
+	})
+	if err != nil {
+		return false, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	tok := &store.ActionToken{Digest: digest, UserID: u.ID, Purpose: purpose, Email: u.Email,
+		CreatedAt: now, ExpiresAt: now.Add(lifetime)}
+	msg := &store.Message{To: u.Email, Subject: subject, Text: text, HTML: html, CreatedAt: now, NextAttemptAt: now}
+	queued, err := s.store.IssueToken(ctx, tok, msg, s.mailLimit, now)
+	if err != nil {
+		return false, storeErr("queueing mail", err)
+	}
+	if !queued {
+		s.log.InfoContext(ctx, "mail limit reached: no mail sent", "user_id", u.ID, "kind", kind)
+		return false, nil
+	}
+	if s.onMailQueued != nil {
+		s.onMailQueued()
+	}
+	return true, nil
+}
+
+// ForgotPassword mails a reset link to the account with that email, if
+// there is an active one. The caller answers 202 whatever happens here:
+// whether the account exists is not the requester's business.
+func (s *Service) ForgotPassword(ctx context.Context, email string, links Links) error {
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up user: %w", err)
+	}
+	if !u.IsActive {
+		return nil
+	}
+	queued, err := s.sendToken(ctx, u, store.PurposeResetPassword, MailReset, links.Reset, s.resetLifetime)
+	if err != nil {
+		return err
+	}
+	if queued {
+		s.emit(ctx, EventForgotPassword, u)
+	}
+	return nil
+}
+
+// RequestVerify mails a verification link to the account with that
+// email, if there is an active, unverified one. As ForgotPassword, the
+// caller answers 202 whatever happens here.
+func (s *Service) RequestVerify(ctx context.Context, email string, links Links) error {
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up user: %w", err)
+	}
+	if !u.IsActive || u.IsVerified {
+		return nil
+	}
+	_, err = s.sendToken(ctx, u, store.PurposeVerifyEmail, MailVerify, links.Verify, s.verifyLifetime)
+	return err
+}
+
+// ResetPassword sets a new password with a token from a reset mail. The
+// token must be unused, unexpired, for an active user and for the address
+// the account still has; the password must satisfy the policy (checked
+// only once the token is known good, and before the token is spent, so
+// that a refused password does not cost the user their link). On success
+// the token is spent, the user's other reset tokens are void, and all
+// their sessions end.
+func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
+	digest := tokenDigest(token)
+	tok, err := s.store.TokenByDigest(ctx, store.PurposeResetPassword, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrResetBadToken
+	}
+	if err != nil {
+		return fmt.Errorf("looking up reset token: %w", err)
+	}
+	now := s.now()
+	if !tok.UsedAt.IsZero() || !now.Before(tok.ExpiresAt) {
+		return ErrResetBadToken
+	}
+	u, err := s.store.UserByID(ctx, tok.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrResetBadToken
+	}
+	if err != nil {
+		return fmt.Errorf("looking up user: %w", err)
+	}
+	if !u.IsActive || !strings.EqualFold(u.Email, tok.Email) {
+		return ErrResetBadToken
+	}
+	if err := s.policy.Check(password, u.Email); err != nil {
+		return err
+	}
+	// Spend the token first: of two concurrent resets with one token,
+	// exactly one goes on.
+	if err := s.store.UseToken(ctx, store.PurposeResetPassword, digest, now.UTC()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrResetBadToken
+		}
+		return fmt.Errorf("spending reset token: %w", err)
+	}
+	// The account must still be the one the token was for when the new
+	// password is written.
+	stillValid := func(cur *store.User) error {
+		if !cur.IsActive || !strings.EqualFold(cur.Email, tok.Email) {
+			return ErrResetBadToken
+		}
+		return nil
+	}
+	// A reset ends every session ("" keeps none) and voids the other
+	// reset tokens (update does both for any password change).
+	if _, err := s.update(ctx, u, UserPatch{Password: &password}, "", stillValid); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return ErrResetBadToken
+		}
+		return err
+	}
+	s.emit(ctx, EventPasswordReset, u)
+	return nil
+}
+
+// Verify marks the account of a verify token verified and returns it. A
+// token for an address the account no longer has is refused; a token
+// used again once the account is verified answers ErrVerifyAlreadyVerified,
+// as fastapi-users does. Inactive accounts can be verified, as there.
+func (s *Service) Verify(ctx context.Context, token string) (*store.User, error) {
+	digest := tokenDigest(token)
+	tok, err := s.store.TokenByDigest(ctx, store.PurposeVerifyEmail, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrVerifyBadToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up verify token: %w", err)
+	}
+	now := s.now()
+	if !now.Before(tok.ExpiresAt) {
+		return nil, ErrVerifyBadToken
+	}
+	u, err := s.store.UserByID(ctx, tok.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrVerifyBadToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up user: %w", err)
+	}
+	if !strings.EqualFold(u.Email, tok.Email) {
+		return nil, ErrVerifyBadToken
+	}
+	if u.IsVerified {
+		return nil, ErrVerifyAlreadyVerified
+	}
+	if !tok.UsedAt.IsZero() {
+		// Used, and yet the account is not verified: it was unverified
+		// since (an administrator). The token has served its purpose.
+		return nil, ErrVerifyBadToken
+	}
+	if err := s.store.UseToken(ctx, store.PurposeVerifyEmail, digest, now.UTC()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// A concurrent request with the same token won.
+			return nil, ErrVerifyAlreadyVerified
+		}
+		return nil, fmt.Errorf("spending verify token: %w", err)
+	}
+	verified := true
+	sameAddress := func(cur *store.User) error {
+		if !strings.EqualFold(cur.Email, tok.Email) {
+			return ErrVerifyBadToken
+		}
+		return nil
+	}
+	u, err = s.update(ctx, u, UserPatch{IsVerified: &verified}, "", sameAddress)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrVerifyBadToken
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.emit(ctx, EventUserVerified, u)
+	return u, nil
+}
+
+// emit reports an event about u, with its id and email only.
+func (s *Service) emit(ctx context.Context, name string, u *store.User) {
+	if s.onEvent == nil {
+		return
+	}
+	s.onEvent(ctx, name, map[string]any{"user_id": u.ID, "email": u.Email})
+}
