@@ -8,6 +8,7 @@ import (
 	"net/mail"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -73,6 +74,9 @@ func (l *MailLimit) validate() error {
 	}
 	if l.Window <= 0 {
 		return errors.New("mail_limit: the window must be a positive duration")
+	}
+	if time.Duration(l.Window) > store.MailLogRetention {
+		return fmt.Errorf("mail_limit: the window may be at most %v", store.MailLogRetention)
 	}
 	return nil
 }

@@ -108,19 +108,33 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 	return true, nil
 }
 
+// noMail answers a request for mail that sends none (no account, an
+// inactive one, one verified already) with the same work as one that
+// does: rendering the mail and one write to the store, counted against
+// the address's limit. Whether an address has an account must not show
+// in how long the answer takes.
+func (s *Service) noMail(ctx context.Context, email, kind, page string, lifetime time.Duration) error {
+	if _, _, _, err := s.templates.render(kind, MailData{Link: withToken(page, strings.Repeat("x", 43)),
+		Email: email, Site: page, ExpiresIn: inWords(lifetime)}); err != nil {
+		return err
+	}
+	if _, err := s.store.NoteMailRequest(ctx, email, s.mailLimit, s.now().UTC().Truncate(time.Microsecond)); err != nil {
+		return storeErr("noting mail request", err)
+	}
+	return nil
+}
+
 // ForgotPassword mails a reset link to the account with that email, if
 // there is an active one. The caller answers 202 whatever happens here:
-// whether the account exists is not the requester's business.
+// whether the account exists is not the requester's business, and the
+// time taken does not tell it either (see noMail).
 func (s *Service) ForgotPassword(ctx context.Context, email string, links Links) error {
 	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("looking up user: %w", err)
 	}
-	if !u.IsActive {
-		return nil
+	if u == nil || !u.IsActive {
+		return s.noMail(ctx, email, MailReset, links.Reset, s.resetLifetime)
 	}
 	queued, err := s.sendToken(ctx, u, store.PurposeResetPassword, MailReset, links.Reset, s.resetLifetime)
 	if err != nil {
@@ -137,14 +151,11 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, links Links)
 // caller answers 202 whatever happens here.
 func (s *Service) RequestVerify(ctx context.Context, email string, links Links) error {
 	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("looking up user: %w", err)
 	}
-	if !u.IsActive || u.IsVerified {
-		return nil
+	if u == nil || !u.IsActive || u.IsVerified {
+		return s.noMail(ctx, email, MailVerify, links.Verify, s.verifyLifetime)
 	}
 	_, err = s.sendToken(ctx, u, store.PurposeVerifyEmail, MailVerify, links.Verify, s.verifyLifetime)
 	return err

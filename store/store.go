@@ -144,6 +144,10 @@ type Message struct {
 	LastError     string
 }
 
+// MailLogRetention is how long records of mail sent to an address are
+// kept for MailLimit: the longest window a limit may have.
+const MailLogRetention = 7 * 24 * time.Hour
+
 // MailLimit bounds how many mails one address receives in a window.
 type MailLimit struct {
 	Max    int
@@ -162,6 +166,12 @@ type Tokens interface {
 	// ErrConflict if the digest exists; ErrNotFound if tok.UserID names
 	// no user.
 	IssueToken(ctx context.Context, tok *ActionToken, msg *Message, limit MailLimit, now time.Time) (bool, error)
+	// NoteMailRequest records a request for mail to an address that gets
+	// none (no account, or an inactive one) exactly as IssueToken records a
+	// mail against the limit, in a write transaction of the same shape, so
+	// that the two cases cost the same time and cannot be told apart by a
+	// client. It reports whether the address was under its limit.
+	NoteMailRequest(ctx context.Context, address string, limit MailLimit, now time.Time) (bool, error)
 	// TokenByDigest returns the token with that digest and purpose, used
 	// or not, expired or not; ErrNotFound if none.
 	TokenByDigest(ctx context.Context, purpose Purpose, digest []byte) (*ActionToken, error)
@@ -172,8 +182,9 @@ type Tokens interface {
 	// DeleteUserTokens removes a user's tokens of one purpose and returns
 	// how many went.
 	DeleteUserTokens(ctx context.Context, userID string, purpose Purpose) (int, error)
-	// DeleteExpiredTokens removes tokens whose ExpiresAt is not after now
-	// and returns how many went.
+	// DeleteExpiredTokens removes tokens whose ExpiresAt is not after now,
+	// and mail-limit records older than MailLogRetention, and returns how
+	// many tokens went.
 	DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error)
 }
 

@@ -725,3 +725,35 @@ func testToken(userID, seed string) *store.ActionToken {
 func testMessage(to string) *store.Message {
 	return &store.Message{To: to, Subject: "Subject", Text: "text", HTML: "<p>html</p>"}
 }
+
+// Mail-limit records of addresses never written to again are removed by
+// the periodic sweep once older than store.MailLogRetention.
+func TestMailLogPruned(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "gh.db"))
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, addr := range []string{"old@example.com", "other@example.com"} {
+		if _, err := s.NoteMailRequest(ctx, addr, store.MailLimit{Max: 3, Window: time.Hour}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.NoteMailRequest(ctx, "recent@example.com", store.MailLimit{Max: 3, Window: time.Hour}, t0.Add(store.MailLogRetention)); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		if err := s.readers.QueryRowContext(ctx, `SELECT count(*) FROM mail_log`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("%d mail log rows, want 3", n)
+	}
+	if _, err := s.DeleteExpiredTokens(ctx, t0.Add(store.MailLogRetention+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d mail log rows after the sweep, want only the recent one", n)
+	}
+}

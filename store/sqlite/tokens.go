@@ -27,6 +27,8 @@ const (
 	sqlLogMail   = `INSERT INTO mail_log (email_key, sent_at) VALUES (?, ?)`
 	// The rows that no longer count: pruned per address, on the index.
 	sqlPruneMail = `DELETE FROM mail_log WHERE email_key = ? AND sent_at <= ?`
+	// Every address's records older than the retention.
+	sqlPruneMailLog = `DELETE FROM mail_log WHERE sent_at <= ?`
 )
 
 // IssueToken stores tok, queues msg and logs the mail in one IMMEDIATE
@@ -109,6 +111,43 @@ func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *sto
 	return true, nil
 }
 
+// NoteMailRequest counts and logs a request for mail, like IssueToken,
+// in a write transaction of the same shape (count, insert, prune, commit
+// with its sync), minus the token and message rows.
+func (s *Store) NoteMailRequest(ctx context.Context, address string, limit store.MailLimit, now time.Time) (_ bool, err error) {
+	key := emailKey(address)
+	cutoff := micros(now.Add(-limit.Window))
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("noting mail request: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreDone(tx.Rollback()))
+		}
+	}()
+	under := true
+	if limit.Max > 0 {
+		var sent int
+		if err := tx.QueryRowContext(ctx, sqlCountMail, key, cutoff).Scan(&sent); err != nil {
+			return false, fmt.Errorf("noting mail request: counting mail: %w", err)
+		}
+		under = sent < limit.Max
+	}
+	if under {
+		if _, err := tx.ExecContext(ctx, sqlLogMail, key, micros(now)); err != nil {
+			return false, fmt.Errorf("noting mail request: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, sqlPruneMail, key, cutoff); err != nil {
+		return false, fmt.Errorf("noting mail request: pruning mail log: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("noting mail request: committing: %w", err)
+	}
+	return under, nil
+}
+
 // TokenByDigest returns the token with that digest and purpose, used or
 // not, expired or not; store.ErrNotFound if none.
 func (s *Store) TokenByDigest(ctx context.Context, purpose store.Purpose, digest []byte) (*store.ActionToken, error) {
@@ -176,6 +215,11 @@ func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, er
 	n, err := rowsAffected(res)
 	if err != nil {
 		return 0, fmt.Errorf("deleting expired tokens: %w", err)
+	}
+	// Addresses not written to for longer than any limit's window are
+	// forgotten, those of deleted accounts included.
+	if _, err := s.writer.ExecContext(ctx, sqlPruneMailLog, micros(now.Add(-store.MailLogRetention))); err != nil {
+		return n, fmt.Errorf("pruning mail log: %w", err)
 	}
 	return n, nil
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssueToken", testIssueToken},
 		{"IssueTokenDefaults", testIssueTokenDefaults},
 		{"IssueTokenLimit", testIssueTokenLimit},
+		{"NoteMailRequest", testNoteMailRequest},
 		{"IssueTokenWindow", testIssueTokenWindow},
 		{"IssueTokenUnlimited", testIssueTokenUnlimited},
 		{"IssueTokenConcurrent", testIssueTokenConcurrent},

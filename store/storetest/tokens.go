@@ -927,3 +927,34 @@ func checkMessage(t *testing.T, got, want *store.Message) {
 		t.Errorf("LastError = %q, want %q", got.LastError, want.LastError)
 	}
 }
+
+// A request that sends no mail counts against the address's limit like
+// one that does, and stores no token or message.
+func testNoteMailRequest(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	limit := store.MailLimit{Max: 2, Window: time.Hour}
+	for i, want := range []bool{true, true, false} {
+		under, err := s.NoteMailRequest(ctx, "Ghost@Example.com", limit, now.Add(time.Duration(i)*time.Second))
+		if err != nil || under != want {
+			t.Fatalf("NoteMailRequest #%d = %v, %v; want %v", i+1, under, err, want)
+		}
+	}
+	if msgs, err := s.ClaimMessages(ctx, now.Add(time.Hour), now.Add(2*time.Hour), 10); err != nil || len(msgs) != 0 {
+		t.Fatalf("ClaimMessages = %v, %v; want nothing queued", msgs, err)
+	}
+	// The same address (another case), now with an account: at its limit.
+	u := newUser(t, "ghost@example.COM")
+	createUser(t, s, u)
+	if issue(t, s, newToken(t, u.ID, store.PurposeResetPassword), newMessage(t, u.Email), limit, now.Add(time.Minute)) {
+		t.Fatal("IssueToken went past a limit reached by NoteMailRequest")
+	}
+	// Past the window it is free again.
+	if !issue(t, s, newToken(t, u.ID, store.PurposeResetPassword), newMessage(t, u.Email), limit, now.Add(time.Hour+2*time.Second)) {
+		t.Fatal("IssueToken refused after the window")
+	}
+	// No limit: always under.
+	if under, err := s.NoteMailRequest(ctx, "ghost@example.com", store.MailLimit{}, now); err != nil || !under {
+		t.Fatalf("NoteMailRequest without a limit = %v, %v", under, err)
+	}
+}
