@@ -51,6 +51,14 @@ func withToken(page, token string) string {
 	return page + sep + "token=" + url.QueryEscape(token)
 }
 
+// siteOf is the host of a page's URL, as mails name the site.
+func siteOf(page string) string {
+	if pu, err := url.Parse(page); err == nil && pu.Host != "" {
+		return pu.Host
+	}
+	return page
+}
+
 // newActionToken returns a random URL-safe token and its digest.
 func (s *Service) newActionToken() (string, []byte, error) {
 	var raw [32]byte
@@ -79,13 +87,8 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 	if err != nil {
 		return false, err
 	}
-	link := withToken(page, token)
-	site := page
-	if pu, err := url.Parse(page); err == nil && pu.Host != "" {
-		site = pu.Host
-	}
 	subject, text, html, err := s.templates.render(kind, MailData{
-		Link: link, Email: u.Email, Name: u.FullName, Site: site, ExpiresIn: inWords(lifetime),
+		Link: withToken(page, token), Email: u.Email, Name: u.FullName, Site: siteOf(page), ExpiresIn: inWords(lifetime),
 	})
 	if err != nil {
 		return false, err
@@ -115,7 +118,7 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 // in how long the answer takes.
 func (s *Service) noMail(ctx context.Context, email, kind, page string, lifetime time.Duration) error {
 	if _, _, _, err := s.templates.render(kind, MailData{Link: withToken(page, strings.Repeat("x", 43)),
-		Email: email, Site: page, ExpiresIn: inWords(lifetime)}); err != nil {
+		Email: email, Site: siteOf(page), ExpiresIn: inWords(lifetime)}); err != nil {
 		return err
 	}
 	if _, err := s.store.NoteMailRequest(ctx, email, s.mailLimit, s.now().UTC().Truncate(time.Microsecond)); err != nil {

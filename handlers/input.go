@@ -18,6 +18,10 @@ const MaxBodyBytes = 64 << 10
 
 var errBodyTooLarge = errors.New("request body too large")
 
+// jsonUnexpectedEnd is encoding/json's message for a body that ends
+// inside a value.
+const jsonUnexpectedEnd = "unexpected end of JSON input"
+
 // readBody reads at most MaxBodyBytes of the request body.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
@@ -71,10 +75,11 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			// Go counts the bytes read including the bad one; Python's
-			// json (and so FastAPI) gives the bad byte's index. At the end
-			// of the input both give its length.
+			// json (and so FastAPI) gives the bad byte's index, also when
+			// it is the last byte (`{"a":1,}`: 7). A body that ends too
+			// soon has no bad byte, and both give its length.
 			offset = int(se.Offset)
-			if offset > 0 && offset < len(body) {
+			if offset > 0 && se.Error() != jsonUnexpectedEnd {
 				offset--
 			}
 		}
