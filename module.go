@@ -435,6 +435,7 @@ func (e *Endpoints) Provision(ctx caddy.Context) error {
 		APIPrefix:    e.APIPrefix,
 		UsersPrefix:  e.UsersPrefix,
 		CookieDomain: app.CookieDomain,
+		BaseURL:      app.BaseURL,
 		ClientIP:     clientIP,
 		Logger:       ctx.Slogger(),
 	}

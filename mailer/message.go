@@ -114,13 +114,14 @@ func checkHeader(v string) error {
 // compose builds the MIME message for m: From, To, Subject, Date (the
 // time it was queued, or date when unknown), a Message-ID under the
 // sender's domain, and text/plain then text/html as multipart/alternative
-// (UTF-8, quoted-printable). Errors are permanent.
-// compose builds the MIME message. Bodies go as they are, not
-// quoted-printable, so that a link reads token=<token> in the raw message
-// as users, filters and scripts expect (quoted-printable would write
-// token=3D<tok=\r\nen>): 7bit when they are ASCII; otherwise 8bit when
-// eightBit (a file, which has no server to refuse it), else
-// quoted-printable, since not every SMTP server takes 8BITMIME.
+// in UTF-8. Errors are permanent.
+//
+// Bodies go as they are, not quoted-printable, so that a link reads
+// token=<token> in the raw message as users, filters and scripts expect
+// (quoted-printable would write token=3D<tok=\r\nen>): ASCII bodies
+// always (in parts labelled 8bit: see below); others when eightBit (a
+// file, which has no server to refuse 8bit), else quoted-printable, since
+// not every SMTP server takes 8BITMIME.
 func compose(from *mail.Address, m *store.Message, date time.Time, eightBit bool) (*gomail.Msg, error) {
 	if err := checkHeader(m.To); err != nil {
 		return nil, Permanent(fmt.Errorf("recipient: %w", err))
@@ -152,6 +153,17 @@ func compose(from *mail.Address, m *store.Message, date time.Time, eightBit bool
 		// already be the message's CRLF (RFC 5322 §2.3).
 		text, html = toCRLF(text), toCRLF(html)
 	}
+	// go-mail (v0.8.1) writes only NoEncoding bodies as they are: a part
+	// labelled 7bit is quoted-printable encoded all the same (token=3D…,
+	// soft line breaks), which no reader decodes under that label. So
+	// ASCII bodies go in parts labelled 8bit, which 7-bit text validly is
+	// (RFC 2045 §2.8), while the message keeps EncodingUSASCII, for which
+	// go-mail does not demand 8BITMIME of the server: no octet needs it.
+	partEncoding := encoding
+	if encoding == gomail.EncodingUSASCII {
+		partEncoding = gomail.NoEncoding
+	}
+	part := gomail.WithPartEncoding(partEncoding)
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithEncoding(encoding))
 	msg.FromMailAddress(from)
 	msg.ToMailAddress(to)
@@ -160,12 +172,12 @@ func compose(from *mail.Address, m *store.Message, date time.Time, eightBit bool
 	msg.SetMessageIDWithValue(messageID(m.ID, from))
 	switch {
 	case text != "" && html != "":
-		msg.SetBodyString(gomail.TypeTextPlain, text)
-		msg.AddAlternativeString(gomail.TypeTextHTML, html)
+		msg.SetBodyString(gomail.TypeTextPlain, text, part)
+		msg.AddAlternativeString(gomail.TypeTextHTML, html, part)
 	case text != "":
-		msg.SetBodyString(gomail.TypeTextPlain, text)
+		msg.SetBodyString(gomail.TypeTextPlain, text, part)
 	default:
-		msg.SetBodyString(gomail.TypeTextHTML, html)
+		msg.SetBodyString(gomail.TypeTextHTML, html, part)
 	}
 	return msg, nil
 }
