@@ -237,6 +237,10 @@ func duration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 //	gatehouse_endpoints [<matcher>] {
 //		api_prefix <path>
 //		users_prefix <path>
+//		title <site title>
+//		logo_url <path or https URL>
+//		accent_color <#rrggbb>
+//		page_templates <directory>
 //	}
 func parseEndpoints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
@@ -258,6 +262,22 @@ func parseEndpoints(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 			}
 		case "users_prefix":
 			if err := oneArg(h.Dispenser, &e.UsersPrefix); err != nil {
+				return nil, err
+			}
+		case "title":
+			if err := oneArg(h.Dispenser, &e.Title); err != nil {
+				return nil, err
+			}
+		case "logo_url":
+			if err := oneArg(h.Dispenser, &e.LogoURL); err != nil {
+				return nil, err
+			}
+		case "accent_color":
+			if err := oneArg(h.Dispenser, &e.AccentColor); err != nil {
+				return nil, err
+			}
+		case "page_templates":
+			if err := oneArg(h.Dispenser, &e.PageTemplates); err != nil {
 				return nil, err
 			}
 		default:

@@ -407,6 +407,20 @@ type Endpoints struct {
 	// Prefix of the /users routes. Default: /users.
 	UsersPrefix string `json:"users_prefix,omitempty"`
 
+	// The site's name on the login and account pages. Default: Gatehouse.
+	Title string `json:"title,omitempty"`
+
+	// A logo shown on the pages: a path on this site or an https URL.
+	LogoURL string `json:"logo_url,omitempty"`
+
+	// Colour of the pages' buttons and links, #rgb or #rrggbb.
+	// Default: #1f6feb.
+	AccentColor string `json:"accent_color,omitempty"`
+
+	// A directory whose files replace the embedded page templates of the
+	// same name (layout.html, login.html, account.html, …).
+	PageTemplates string `json:"page_templates,omitempty"`
+
 	api *handlers.API
 }
 
@@ -430,12 +444,19 @@ func (e *Endpoints) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	branding := handlers.Branding{Title: e.Title, LogoURL: e.LogoURL, Accent: e.AccentColor}
+	pages, err := handlers.LoadPages(e.PageTemplates, branding, app.CookieDomain)
+	if err != nil {
+		return fmt.Errorf("pages: %w", err)
+	}
 	e.api = &handlers.API{
 		Service:      app.service,
 		APIPrefix:    e.APIPrefix,
 		UsersPrefix:  e.UsersPrefix,
 		CookieDomain: app.CookieDomain,
 		BaseURL:      app.BaseURL,
+		Branding:     branding,
+		Pages:        pages,
 		ClientIP:     clientIP,
 		Logger:       ctx.Slogger(),
 	}
@@ -451,6 +472,12 @@ func (e *Endpoints) Validate() error {
 	}
 	if strings.TrimSuffix(e.APIPrefix, "/") == strings.TrimSuffix(e.UsersPrefix, "/") {
 		return errors.New("api_prefix and users_prefix must differ")
+	}
+	if e.LogoURL != "" {
+		u, err := url.Parse(e.LogoURL)
+		if err != nil || !(u.Scheme == "https" && u.Host != "" || u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")) {
+			return fmt.Errorf("logo_url %q: want a path on this site or an https URL", e.LogoURL)
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ type keys struct {
 	jwt         []byte // HMAC-SHA256 of access tokens
 	cookieHash  []byte // securecookie authentication
 	cookieBlock []byte // securecookie encryption (AES-256)
+	csrf        []byte // HMAC binding a form's CSRF token to its cookie
 }
 
 func deriveKeys(secret []byte) (keys, error) {
@@ -40,6 +41,9 @@ func deriveKeys(secret []byte) (keys, error) {
 		return k, err
 	}
 	if k.cookieBlock, err = derive("cookie-block"); err != nil {
+		return k, err
+	}
+	if k.csrf, err = derive("csrf"); err != nil {
 		return k, err
 	}
 	return k, nil

@@ -177,6 +177,12 @@ func (s *Service) CookieName() string { return s.cookieName }
 // SessionLifetime is the absolute lifetime of a session.
 func (s *Service) SessionLifetime() time.Duration { return s.lifetime }
 
+// MinPasswordLength is the shortest password the policy accepts.
+func (s *Service) MinPasswordLength() int { return s.policy.MinLength }
+
+// RegistrationOpen reports whether anyone may sign up.
+func (s *Service) RegistrationOpen() bool { return !s.registrationClosed }
+
 // RequireVerified reports whether unverified users are refused.
 func (s *Service) RequireVerified() bool { return s.requireVerified }
 

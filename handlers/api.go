@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,11 +35,16 @@ type API struct {
 	// BaseURL is the absolute base of links in mails (base_url); "" for
 	// the request's own origin.
 	BaseURL string
+	// Branding of the pages, and their templates (nil: the embedded ones
+	// with Branding).
+	Branding Branding
+	Pages    *Pages
 	// ClientIP returns the client's address as the server resolved it
 	// (honouring trusted proxies only); default: the peer address.
 	ClientIP func(*http.Request) string
 	Logger   *slog.Logger
 
+	pages       *Pages
 	once        sync.Once
 	routes      map[string]*route // by exact path
 	userByID    *route            // /users/{id}
@@ -131,17 +137,58 @@ type handlerMap = map[string]func(http.ResponseWriter, *http.Request)
 func (a *API) buildRoutes() {
 	api, users := a.prefixes()
 	a.usersPrefix = users
+	a.pages = a.Pages
+	if a.pages == nil {
+		var err error
+		if a.pages, err = LoadPages("", a.Branding, a.CookieDomain); err != nil {
+			// The embedded templates always parse; tests hold them to it.
+			panic(fmt.Sprintf("embedded page templates: %v", err))
+		}
+	}
 	post := func(h http.HandlerFunc) *route { return &route{methods: handlerMap{http.MethodPost: h}} }
+	// page is a browser page at an API URL: GET (and HEAD) show it, a form
+	// post goes to form, any other POST (JSON) to the API handler.
+	page := func(get, form, json http.HandlerFunc) *route {
+		m := handlerMap{http.MethodGet: get, http.MethodHead: get}
+		switch {
+		case json == nil && form != nil:
+			m[http.MethodPost] = form
+		case json != nil:
+			m[http.MethodPost] = func(w http.ResponseWriter, r *http.Request) {
+				if form != nil && isFormPost(r) {
+					form(w, r)
+					return
+				}
+				json(w, r)
+			}
+		}
+		return &route{methods: m}
+	}
+	forgot := a.emailRequestPage("forgot", func(r *http.Request, email string) error {
+		return a.Service.ForgotPassword(r.Context(), email, a.links(r))
+	})
+	requestVerify := a.emailRequestPage("request-verify", func(r *http.Request, email string) error {
+		return a.Service.RequestVerify(r.Context(), email, a.links(r))
+	})
 	a.routes = map[string]*route{
-		api + "/register":             post(a.register),
-		api + "/jwt/login":            post(a.login(store.TransportBearer)),
-		api + "/jwt/logout":           post(a.logout(store.TransportBearer)),
-		api + "/cookie/login":         post(a.login(store.TransportCookie)),
-		api + "/cookie/logout":        post(a.logout(store.TransportCookie)),
-		api + "/forgot-password":      post(a.mailRequest(a.Service.ForgotPassword)),
-		api + "/request-verify-token": post(a.mailRequest(a.Service.RequestVerify)),
-		api + "/reset-password":       post(a.resetPassword),
-		api + "/verify":               post(a.verify),
+		api + "/register":                    page(a.registerPage, a.registerForm, a.register),
+		api + "/jwt/login":                   post(a.login(store.TransportBearer)),
+		api + "/jwt/logout":                  post(a.logout(store.TransportBearer)),
+		api + "/cookie/login":                post(a.login(store.TransportCookie)),
+		api + "/cookie/logout":               post(a.logout(store.TransportCookie)),
+		api + "/forgot-password":             page(forgot, forgot, a.mailRequest(a.Service.ForgotPassword)),
+		api + "/request-verify-token":        page(requestVerify, requestVerify, a.mailRequest(a.Service.RequestVerify)),
+		api + "/reset-password":              page(a.resetPage, a.resetForm, a.resetPassword),
+		api + "/verify":                      page(a.verifyPage, a.verifyForm, a.verify),
+		api + "/login":                       page(a.loginPage, a.loginForm, nil),
+		api + "/logout":                      page(a.logoutPage, a.logoutForm, nil),
+		api + "/account":                     page(a.accountPage, nil, nil),
+		api + "/account/profile":             post(a.accountForm("profile")),
+		api + "/account/email":               post(a.accountForm("email")),
+		api + "/account/password":            post(a.accountForm("password")),
+		api + "/account/sessions/revoke":     post(a.accountForm("revoke")),
+		api + "/account/sessions/revoke-all": post(a.accountForm("revoke-all")),
+		api + "/static/gatehouse.css":        page(a.staticCSS, nil, nil),
 		users + "/me": {methods: handlerMap{
 			http.MethodGet: a.getMe, http.MethodPatch: a.patchMe, http.MethodDelete: a.deleteUser}},
 	}
@@ -150,7 +197,7 @@ func (a *API) buildRoutes() {
 }
 
 func sortedMethods(ms []string) []string {
-	order := []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete}
+	order := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete}
 	out := make([]string, 0, len(ms))
 	for _, m := range order {
 		for _, x := range ms {

@@ -501,7 +501,7 @@ func TestRouting(t *testing.T) {
 
 	t.Run("405", func(t *testing.T) {
 		for _, tc := range []struct{ method, path, allow string }{
-			{http.MethodGet, "/auth/register", "POST"},
+			{http.MethodPut, "/auth/register", "GET, HEAD, POST"},
 			{http.MethodPut, "/auth/jwt/login", "POST"},
 			{http.MethodGet, "/auth/jwt/logout", "POST"},
 			{http.MethodGet, "/auth/cookie/login", "POST"},
