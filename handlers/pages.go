@@ -363,7 +363,7 @@ func (a *API) loginForm(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, caddyauth.ErrNotVerified):
 		a.render(w, r, http.StatusBadRequest, "login", &pageData{RD: rd, Email: username,
-			Error: "Please confirm your email address first: open the link we sent you, or ask for a new one below."}, false)
+			Error: "Please confirm your email address first: open the link we sent you, or ask for a new one."}, false)
 		return
 	case err != nil && isClientError(err):
 		a.render(w, r, http.StatusBadRequest, "login", &pageData{RD: rd, Email: username,
