@@ -274,20 +274,20 @@ func (a *API) forbidden(w http.ResponseWriter, r *http.Request) {
 // with Referrer-Policy: no-referrer posts with Origin "null", and then the
 // Referer decides if there is one. With neither, the CSRF token alone
 // decides.
+//
+// Only the host (with its port) is compared: behind a proxy that ends TLS
+// this server sees plain HTTP while the browser's origin is https.
 func sameOrigin(r *http.Request) bool {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	self := scheme + "://" + r.Host
+	from := ""
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		return strings.EqualFold(o, self)
+		from = o
+	} else if ref := r.Header.Get("Referer"); ref != "" {
+		from = ref
+	} else {
+		return true
 	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		u, err := url.Parse(ref)
-		return err == nil && strings.EqualFold(u.Scheme+"://"+u.Host, self)
-	}
-	return true
+	u, err := url.Parse(from)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
 }
 
 func (a *API) renderMessage(w http.ResponseWriter, r *http.Request, status int, heading, body, link, linkText string) {
