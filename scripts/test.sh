@@ -19,6 +19,22 @@ if ! go version -m .tools/bin/mailpit 2>/dev/null |
 	GOBIN="$PWD/.tools/bin" go install "github.com/axllent/mailpit@$MAILPIT_VERSION"
 fi
 
+# Chromium for the browser tests (integration/browser_test.go), from
+# Debian's packages; chromedp drives it. Nothing is done when it is there.
+# integration/chromium_test.go finds it at /usr/bin/chromium (or $CHROME_PATH).
+if [ -n "${CHROME_PATH:-}" ] && [ -x "$CHROME_PATH" ]; then
+	echo "== tools: chromium at $CHROME_PATH"
+elif [ -x /usr/bin/chromium ]; then
+	echo "== tools: chromium at /usr/bin/chromium"
+else
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+	echo "== tools: installing chromium: ${sudo:+$sudo }apt-get update; ${sudo:+$sudo }apt-get install -y --no-install-recommends chromium"
+	$sudo apt-get update
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+	/usr/bin/chromium --version
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
 if [ -n "$unformatted" ]; then
