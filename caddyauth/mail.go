@@ -68,6 +68,26 @@ func LoadTemplates(dir string) (*Templates, error) {
 		}
 		return string(b), nil
 	}
+	if dir != "" {
+		// A wrong directory, or a misspelt file in it, would silently
+		// leave the embedded templates in place: refuse both.
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading mail templates: %w", err)
+		}
+		known := map[string]bool{}
+		for _, kind := range mailKinds {
+			for _, part := range []string{".subject.txt", ".txt", ".html"} {
+				known[kind+part] = true
+			}
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if (strings.HasSuffix(name, ".txt") || strings.HasSuffix(name, ".html")) && !known[name] {
+				return nil, fmt.Errorf("mail templates: %s is not the name of a mail template (verify.*, reset.*)", name)
+			}
+		}
+	}
 	for _, kind := range mailKinds {
 		for _, part := range []string{".subject.txt", ".txt", ".html"} {
 			name := kind + part

@@ -402,3 +402,19 @@ func TestMailTemplatesOverride(t *testing.T) {
 		t.Fatal("a template naming an unknown field was accepted")
 	}
 }
+
+// A mail_templates directory that does not exist, or holds a misspelt
+// template, is refused rather than silently ignored.
+func TestMailTemplatesDirectoryChecked(t *testing.T) {
+	t.Parallel()
+	if _, err := caddyauth.LoadTemplates(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("a missing directory was accepted")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Reset.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caddyauth.LoadTemplates(dir); err == nil || !strings.Contains(err.Error(), "Reset.txt") {
+		t.Errorf("a misspelt template: %v", err)
+	}
+}

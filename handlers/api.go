@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -305,6 +306,15 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 // login: POST /auth/jwt/login and /auth/cookie/login.
 func (a *API) login(t store.Transport) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// A cookie login takes a plain form, which any site can make a
+		// browser post: without this check a foreign page could log its
+		// visitor into the attacker's account (login CSRF). Browsers say
+		// where a post comes from; clients that are not browsers send no
+		// Origin and are not affected.
+		if t == store.TransportCookie && !trustedOrigin(r, a.CookieDomain) {
+			writeJSON(w, http.StatusForbidden, detail{"Forbidden"})
+			return
+		}
 		f, items, err := parseLoginForm(w, r)
 		if err != nil {
 			writeError(w, r, a.log(), err, "")
@@ -736,4 +746,24 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ToUserJSON(u))
+}
+
+// trustedOrigin reports whether a request's Origin, if it has one, is
+// this host or a host within cookieDomain. "null" (a sandboxed frame, a
+// data: URL) is not trusted.
+func trustedOrigin(r *http.Request, cookieDomain string) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	d := strings.TrimPrefix(strings.ToLower(cookieDomain), ".")
+	h := strings.ToLower(u.Hostname())
+	return d != "" && (h == d || strings.HasSuffix(h, "."+d))
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,6 +80,23 @@ func LoadPages(dir string, b Branding, cookieDomain string) (*Pages, error) {
 			return "", fmt.Errorf("reading page template %s: %w", name, err)
 		}
 		return string(data), nil
+	}
+	if dir != "" {
+		// A wrong directory, or a misspelt file in it, would silently
+		// leave the embedded pages in place: refuse both.
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("reading page templates: %w", err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".html") {
+				continue
+			}
+			if base := strings.TrimSuffix(name, ".html"); base != "layout" && !slices.Contains(pageNames, base) {
+				return nil, fmt.Errorf("page templates: %s is not one of layout.html, %s.html", name, strings.Join(pageNames, ".html, "))
+			}
+		}
 	}
 	layout, err := read("layout.html")
 	if err != nil {
@@ -462,7 +480,8 @@ func (a *API) registerForm(w http.ResponseWriter, r *http.Request) {
 // pages (GET) and their forms (POST): always "check your email".
 func (a *API) emailRequestPage(page string, send func(r *http.Request, email string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet {
+		// GET and HEAD show the form (HEAD is routed here too).
+		if r.Method != http.MethodPost {
 			a.render(w, r, http.StatusOK, page, &pageData{}, false)
 			return
 		}
