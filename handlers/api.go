@@ -255,13 +255,8 @@ func ToUserJSON(u *store.User) UserJSON {
 
 // register: POST /auth/register.
 func (a *API) register(w http.ResponseWriter, r *http.Request) {
-	b, syntax, err := parseJSONBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log(), err, codeRegisterInvalidPassword)
-		return
-	}
-	if syntax != nil {
-		writeValidation(w, syntax)
+	b, ok := a.body(w, r, false, codeRegisterInvalidPassword)
+	if !ok {
 		return
 	}
 	var email, password, fullName *string
@@ -486,13 +481,8 @@ func (a *API) getMe(w http.ResponseWriter, r *http.Request) {
 
 // patchMe: PATCH /users/me, the safe update.
 func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
-	b, syntax, err := parseJSONBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
-		return
-	}
-	if syntax != nil {
-		writeValidation(w, syntax)
+	b, ok := a.body(w, r, false, codeUpdateInvalidPassword)
+	if !ok {
 		return
 	}
 	p, ok := a.authenticate(w, r)
@@ -599,13 +589,8 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 
 // patchUser: PATCH /users/{id}, the privileged update.
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
-	b, syntax, err := parseJSONBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
-		return
-	}
-	if syntax != nil {
-		writeValidation(w, syntax)
+	b, ok := a.body(w, r, false, codeUpdateInvalidPassword)
+	if !ok {
 		return
 	}
 	p, ok := a.requireSuperuser(w, r)
@@ -672,13 +657,8 @@ func (a *API) links(r *http.Request) caddyauth.Links {
 // client waits.
 func (a *API) mailRequest(send func(context.Context, string, caddyauth.Links) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		b, syntax, err := parseEmbeddedJSONBody(w, r)
-		if err != nil {
-			writeError(w, r, a.log(), err, "")
-			return
-		}
-		if syntax != nil {
-			writeValidation(w, syntax)
+		b, ok := a.body(w, r, true, "")
+		if !ok {
 			return
 		}
 		email := b.str("email", true, false)
@@ -703,13 +683,8 @@ func (a *API) mailRequest(send func(context.Context, string, caddyauth.Links) er
 
 // resetPassword: POST /auth/reset-password, {token, password}.
 func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) {
-	b, syntax, err := parseEmbeddedJSONBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log(), err, codeResetInvalidPassword)
-		return
-	}
-	if syntax != nil {
-		writeValidation(w, syntax)
+	b, ok := a.body(w, r, true, codeResetInvalidPassword)
+	if !ok {
 		return
 	}
 	token, password := b.str("token", true, false), b.str("password", true, false)
@@ -726,13 +701,8 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) {
 
 // verify: POST /auth/verify, {token}.
 func (a *API) verify(w http.ResponseWriter, r *http.Request) {
-	b, syntax, err := parseEmbeddedJSONBody(w, r)
-	if err != nil {
-		writeError(w, r, a.log(), err, "")
-		return
-	}
-	if syntax != nil {
-		writeValidation(w, syntax)
+	b, ok := a.body(w, r, true, "")
+	if !ok {
 		return
 	}
 	token := b.str("token", true, false)
@@ -766,4 +736,27 @@ func trustedOrigin(r *http.Request, cookieDomain string) bool {
 	d := strings.TrimPrefix(strings.ToLower(cookieDomain), ".")
 	h := strings.ToLower(u.Hostname())
 	return d != "" && (h == d || strings.HasSuffix(h, "."+d))
+}
+
+// body reads a JSON body for a route, answering the failures that come
+// before authentication itself: 413 for a body too large, 422 for one
+// that is not JSON at all. Schema faults are left in the result's errs,
+// to be answered after authentication, in FastAPI's order. embedded is
+// for the routes whose fields are Body(embed=True) parameters;
+// passwordCode is the route's *_INVALID_PASSWORD code.
+func (a *API) body(w http.ResponseWriter, r *http.Request, embedded bool, passwordCode string) (*jsonBody, bool) {
+	parse := parseJSONBody
+	if embedded {
+		parse = parseEmbeddedJSONBody
+	}
+	b, syntax, err := parse(w, r)
+	if err != nil {
+		writeError(w, r, a.log(), err, passwordCode)
+		return nil, false
+	}
+	if syntax != nil {
+		writeValidation(w, syntax)
+		return nil, false
+	}
+	return b, true
 }
