@@ -475,7 +475,8 @@ func (e *Endpoints) Validate() error {
 	}
 	if e.LogoURL != "" {
 		u, err := url.Parse(e.LogoURL)
-		if err != nil || !(u.Scheme == "https" && u.Host != "" || u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")) {
+		if err != nil || strings.ContainsAny(e.LogoURL, "\\ \t\r\n") || strings.HasPrefix(e.LogoURL, "//") ||
+			!(u.Scheme == "https" && u.Host != "" || u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")) {
 			return fmt.Errorf("logo_url %q: want a path on this site or an https URL", e.LogoURL)
 		}
 	}

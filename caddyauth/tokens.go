@@ -81,14 +81,24 @@ func tokenDigest(token string) []byte {
 // queued; a request never waits for the mail to be delivered.
 func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Purpose, kind, page string, lifetime time.Duration) (bool, error) {
 	if page == "" {
-		return false, errors.New("no link for the mail")
+		// No trustworthy link to put in the mail (see handlers.API.links):
+		// better no mail than one that points who knows where.
+		s.log.WarnContext(ctx, "no link for the mail: not sent", "user_id", u.ID, "kind", kind)
+		return false, nil
 	}
 	token, digest, err := s.newActionToken()
 	if err != nil {
 		return false, err
 	}
+	// The name is the account's own words; until the address is verified
+	// they may be a stranger's, who registered someone else's address to
+	// put a message in their mailbox.
+	name := ""
+	if u.IsVerified {
+		name = u.FullName
+	}
 	subject, text, html, err := s.templates.render(kind, MailData{
-		Link: withToken(page, token), Email: u.Email, Name: u.FullName, Site: siteOf(page), ExpiresIn: inWords(lifetime),
+		Link: withToken(page, token), Email: u.Email, Name: name, Site: siteOf(page), ExpiresIn: inWords(lifetime),
 	})
 	if err != nil {
 		return false, err

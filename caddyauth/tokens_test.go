@@ -378,7 +378,8 @@ func TestMailTemplatesOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newMailEnv(t, func(o *caddyauth.Options) { o.Templates = tpl })
-	u := e.mustUser(t, "arthur@camelot.bt", func(nu *caddyauth.NewUser) { nu.FullName = "<b>Arthur</b>" })
+	// Verified: only then does a mail carry the account's name.
+	u := e.mustUser(t, "arthur@camelot.bt", func(nu *caddyauth.NewUser) { nu.FullName = "<b>Arthur</b>"; nu.IsVerified = true })
 	if err := e.svc.ForgotPassword(context.Background(), u.Email, testLinks); err != nil {
 		t.Fatal(err)
 	}

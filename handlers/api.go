@@ -46,6 +46,7 @@ type API struct {
 	Logger   *slog.Logger
 
 	pages       *Pages
+	noBaseURL   sync.Once // warns once of links that cannot be made
 	once        sync.Once
 	routes      map[string]*route // by exact path
 	userByID    *route            // /users/{id}
@@ -630,21 +631,35 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 	writeStatus(w, http.StatusNoContent)
 }
 
-// links are the pages that mail links point to: under base_url, or this
-// request's origin when it is not set.
+// links are the pages that mail links point to: under base_url, or,
+// without it, this request's own origin when that can be trusted.
 //
-// Without base_url the origin comes from the request's Host, which Caddy
-// has matched against the site's address; a site that answers any host
-// should set base_url, so that a forged Host cannot put a foreign link
-// (carrying a reset token) into a user's mail.
+// A Host header is the client's to write: on a site that answers any host
+// name, a forged Host would put the attacker's domain, with a victim's
+// reset token, into the victim's mail. So without base_url the origin is
+// used only when Caddy vouched for the host, by completing a TLS
+// handshake for it (the SNI name, for which it holds a certificate), or
+// when it is a loopback host (development). Otherwise there are no links,
+// no mail goes out, and the log says to set base_url.
 func (a *API) links(r *http.Request) caddyauth.Links {
 	base := strings.TrimSuffix(a.BaseURL, "/")
 	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
+		host := r.Host
+		hostname := host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			hostname = h
 		}
-		base = scheme + "://" + r.Host
+		switch {
+		case r.TLS != nil && r.TLS.ServerName != "" && strings.EqualFold(r.TLS.ServerName, hostname):
+			base = "https://" + host
+		case isPlainLoopback(r):
+			base = "http://" + host
+		default:
+			a.noBaseURL.Do(func() {
+				a.log().ErrorContext(r.Context(), "no base_url: mails with links are not sent for requests whose host was not verified by TLS; set base_url in the gatehouse global options", "host", host)
+			})
+			return caddyauth.Links{}
+		}
 	}
 	api, _ := a.prefixes()
 	return caddyauth.Links{Verify: base + api + "/verify", Reset: base + api + "/reset-password"}

@@ -74,7 +74,10 @@ func newAPIEnv(tb testing.TB, tweak func(*caddyauth.Options)) *apiEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &apiEnv{api: &API{Service: svc}, svc: svc, db: db, clock: clock}
+	// Links in mails need a trusted origin: base_url, a host TLS vouched
+	// for, or loopback (TestMailLinks covers each). httptest's requests
+	// go to example.com.
+	return &apiEnv{api: &API{Service: svc, BaseURL: "http://example.com"}, svc: svc, db: db, clock: clock}
 }
 
 // notOurs is the status the test handler answers with when ServeAPI

@@ -753,7 +753,7 @@ func TestVerify(t *testing.T) {
 // request's origin or base_url, under the API prefix.
 func TestMailLinks(t *testing.T) {
 	t.Parallel()
-	useTLS := func(r *http.Request) { r.TLS = &tls.ConnectionState{} }
+	useTLS := func(r *http.Request) { r.TLS = &tls.ConnectionState{ServerName: "app.example.com"} }
 	cases := []struct {
 		name      string
 		baseURL   string
@@ -762,13 +762,14 @@ func TestMailLinks(t *testing.T) {
 		origin    string // of the links
 		prefix    string // of the links and the routes
 	}{
-		{"request origin", "", "", []reqOpt{withHost("app.example.com")}, "http://app.example.com", "/auth"},
-		{"request origin with port", "", "", []reqOpt{withHost("app.example.com:8080")}, "http://app.example.com:8080", "/auth"},
+		{"request origin on loopback", "", "", []reqOpt{withHost("localhost")}, "http://localhost", "/auth"},
+		{"request origin on loopback with port", "", "", []reqOpt{withHost("127.0.0.1:8080")}, "http://127.0.0.1:8080", "/auth"},
 		{"request origin over TLS", "", "", []reqOpt{withHost("app.example.com"), useTLS}, "https://app.example.com", "/auth"},
+		{"request origin over TLS with port", "", "", []reqOpt{withHost("app.example.com:8443"), useTLS}, "https://app.example.com:8443", "/auth"},
 		{"base_url", "https://id.example.com", "", []reqOpt{withHost("evil.example")}, "https://id.example.com", "/auth"},
 		{"base_url with a trailing slash", "https://id.example.com/", "", []reqOpt{withHost("evil.example"), useTLS}, "https://id.example.com", "/auth"},
 		{"base_url with a path", "https://example.com/app/", "", nil, "https://example.com/app", "/auth"},
-		{"api prefix", "", "/acct", []reqOpt{withHost("app.example.com")}, "http://app.example.com", "/acct"},
+		{"api prefix", "", "/acct", []reqOpt{withHost("localhost:8080")}, "http://localhost:8080", "/acct"},
 		{"api prefix with a trailing slash and base_url", "https://id.example.com/", "/acct/", nil, "https://id.example.com", "/acct"},
 	}
 	for _, c := range cases {
@@ -798,6 +799,33 @@ func TestMailLinks(t *testing.T) {
 	}
 }
 
+// Without base_url, a Host that Caddy did not vouch for (plain HTTP to a
+// public name, or TLS for another name) gives no links, and so no mail:
+// a forged Host must not put a foreign link with a token in a mail.
+func TestMailLinksNeedATrustedOrigin(t *testing.T) {
+	t.Parallel()
+	otherSNI := func(r *http.Request) { r.TLS = &tls.ConnectionState{ServerName: "app.example.com"} }
+	for name, opts := range map[string][]reqOpt{
+		"plain HTTP":           {withHost("app.example.com")},
+		"TLS for another name": {withHost("evil.example"), otherSNI},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newMailAPIEnv(t, func(o *caddyauth.Options) { o.VerifyOnRegister = true })
+			e.api.BaseURL = ""
+			e.mustUser(t, "arthur@camelot.bt")
+			for _, route := range []string{"/auth/forgot-password", "/auth/request-verify-token"} {
+				want202Null(t, e.postJSON("POST", route, `{"email":"arthur@camelot.bt"}`, opts...))
+			}
+			w := e.postJSON("POST", "/auth/register", `{"email":"gawain@camelot.bt","password":"`+testPassword+`"}`, opts...)
+			if w.Code != http.StatusCreated {
+				t.Fatalf("register: %d %s", w.Code, w.Body)
+			}
+			e.wantNoMail(t)
+		})
+	}
+}
+
 // TestRegisterVerifyOnRegister: registration mails a verification link
 // with verify_on_register, and only then.
 func TestRegisterVerifyOnRegister(t *testing.T) {
@@ -815,7 +843,7 @@ func TestRegisterVerifyOnRegister(t *testing.T) {
 		e := newMailAPIEnv(t, func(o *caddyauth.Options) { o.VerifyOnRegister = true })
 		id := register(e, "Gawain@Camelot.BT")
 		page, token := e.mailLink(t, "Gawain@camelot.bt")
-		if page != "http://app.example.com/auth/verify" {
+		if page != "http://example.com/auth/verify" {
 			t.Errorf("link to %s", page)
 		}
 		if n := e.takeWakes(); n != 1 {

@@ -65,3 +65,35 @@ func TestPageTemplatesDirectoryChecked(t *testing.T) {
 		t.Errorf("a misspelt page: %v", err)
 	}
 }
+
+// Sec-Fetch-Site, which pages cannot forge, decides when a browser sends
+// it: only same-origin posts pass, even with a good token.
+func TestSameOriginFetchMetadata(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		site, origin string
+		want         bool
+	}{
+		{"same-origin", "", true},
+		{"same-origin", "null", true},
+		{"same-site", "", false},
+		{"same-site", "https://example.com", false},
+		{"cross-site", "https://example.com", false},
+		{"none", "", false},
+		{"", "https://example.com", true},
+		{"", "https://evil.example", false},
+		{"", "null", true},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest("POST", "https://example.com/auth/login", nil)
+		if tc.site != "" {
+			r.Header.Set("Sec-Fetch-Site", tc.site)
+		}
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if got := sameOrigin(r); got != tc.want {
+			t.Errorf("Sec-Fetch-Site %q, Origin %q: %v, want %v", tc.site, tc.origin, got, tc.want)
+		}
+	}
+}

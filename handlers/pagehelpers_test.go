@@ -34,12 +34,14 @@ type pageEnv struct {
 
 func newPageEnv(tb testing.TB, tweak func(*caddyauth.Options)) *pageEnv {
 	tb.Helper()
-	return &pageEnv{newMailAPIEnv(tb, func(o *caddyauth.Options) {
+	e := &pageEnv{newMailAPIEnv(tb, func(o *caddyauth.Options) {
 		o.MailLimit = store.MailLimit{Max: -1}
 		if tweak != nil {
 			tweak(o)
 		}
 	})}
+	e.api.BaseURL = pageOrigin
+	return e
 }
 
 // userByEmail reads a user from the core; nil when there is none.

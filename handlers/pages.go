@@ -287,15 +287,21 @@ func (a *API) forbidden(w http.ResponseWriter, r *http.Request) {
 		a.apiPrefix()+"/login", "Go to the login page")
 }
 
-// sameOrigin reports whether a form post comes from this origin. The
-// Origin header decides when the browser sends a real one; a page sent
-// with Referrer-Policy: no-referrer posts with Origin "null", and then the
-// Referer decides if there is one. With neither, the CSRF token alone
-// decides.
+// sameOrigin reports whether a form post comes from this origin.
 //
-// Only the host (with its port) is compared: behind a proxy that ends TLS
-// this server sees plain HTTP while the browser's origin is https.
+// Browsers say so in Sec-Fetch-Site, which a page cannot forge: when it
+// is there, only "same-origin" passes, so a post from another site, or
+// from a sibling subdomain that might have planted a CSRF cookie of its
+// choosing, is refused whatever token it carries. Older browsers send no
+// Sec-Fetch-Site; then the Origin header decides when it names an origin,
+// else the Referer. (A page sent with Referrer-Policy: no-referrer, as the
+// token pages are, posts with Origin "null" and no Referer; the CSRF
+// token alone then decides.) Only hosts are compared: behind a proxy that
+// ends TLS this server sees plain HTTP while the browser's origin is https.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
 	from := ""
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		from = o
@@ -421,10 +427,12 @@ func (a *API) registerPage(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, "register", &pageData{RD: a.rd(r)}, false)
 }
 
-// registerForm: POST <prefix>/register from the sign-up form. When a
-// verification mail goes out, the answer is "check your email" whether
-// the address was free or taken, so that the form does not tell who has
-// an account; without verification the new user is logged in and sent on.
+// registerForm: POST <prefix>/register from the sign-up form. With
+// require_verified on, the answer is "check your email" whether the
+// address was free or taken, so that the form does not tell who has an
+// account. Otherwise a new user is logged in and sent on at once, which
+// does tell (as the JSON API's REGISTER_USER_ALREADY_EXISTS does anyway,
+// by fastapi-users' contract).
 func (a *API) registerForm(w http.ResponseWriter, r *http.Request) {
 	if !a.checkForm(w, r) {
 		return
