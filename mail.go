@@ -87,6 +87,7 @@ func (l *MailLimit) validate() error {
 // the outbox leases each message to one sender at a time.
 type mailDelivery struct {
 	sender *mailer.Sender
+	opener *opener
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -117,7 +118,35 @@ func newMailDelivery(mc *MailConfig, outbox store.Outbox, log *slog.Logger) (*ma
 	if err != nil {
 		return nil, err
 	}
-	return &mailDelivery{sender: mailer.NewSender(outbox, t, log)}, nil
+	o := &opener{next: t}
+	return &mailDelivery{sender: mailer.NewSender(outbox, o, log), opener: o}, nil
+}
+
+// opener opens the sealed bodies of queued mail (caddyauth seals them in
+// the outbox) just before the transport delivers them. Its open function
+// is the service's, set once the service exists; the sender runs only
+// from Start, after that.
+type opener struct {
+	next mailer.Transport
+	open func(string) (string, error)
+}
+
+// Send opens the bodies and hands the message on. A body that does not
+// open (the secret changed since it was queued) is a permanent failure:
+// no retry can open it.
+func (o *opener) Send(ctx context.Context, m *store.Message) error {
+	if o.open == nil {
+		return errors.New("mail: no key to open queued mail")
+	}
+	opened := *m
+	var err error
+	if opened.Text, err = o.open(m.Text); err != nil {
+		return mailer.Permanent(err)
+	}
+	if opened.HTML, err = o.open(m.HTML); err != nil {
+		return mailer.Permanent(err)
+	}
+	return o.next.Send(ctx, &opened)
 }
 
 func (d *mailDelivery) start() {

@@ -161,6 +161,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	a.mail.opener.open = svc.OpenMailBody
 	a.service = svc
 	return nil
 }

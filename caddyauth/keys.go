@@ -19,6 +19,7 @@ type keys struct {
 	cookieHash  []byte // securecookie authentication
 	cookieBlock []byte // securecookie encryption (AES-256)
 	csrf        []byte // HMAC binding a form's CSRF token to its cookie
+	outbox      []byte // AES-256-GCM of queued mail bodies, which carry tokens
 }
 
 func deriveKeys(secret []byte) (keys, error) {
@@ -44,6 +45,9 @@ func deriveKeys(secret []byte) (keys, error) {
 		return k, err
 	}
 	if k.csrf, err = derive("csrf"); err != nil {
+		return k, err
+	}
+	if k.outbox, err = derive("outbox"); err != nil {
 		return k, err
 	}
 	return k, nil

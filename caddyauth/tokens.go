@@ -103,6 +103,13 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 	if err != nil {
 		return false, err
 	}
+	// The bodies carry the token: sealed in the outbox (see sealBody).
+	if text, err = s.sealBody(text); err != nil {
+		return false, err
+	}
+	if html, err = s.sealBody(html); err != nil {
+		return false, err
+	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	tok := &store.ActionToken{Digest: digest, UserID: u.ID, Purpose: purpose, Email: u.Email,
 		CreatedAt: now, ExpiresAt: now.Add(lifetime)}

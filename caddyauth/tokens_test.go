@@ -1,6 +1,7 @@
 package caddyauth_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -59,8 +60,18 @@ func (e *mailEnv) outbox(t *testing.T) []store.Message {
 	if err != nil {
 		t.Fatalf("ClaimMessages: %v", err)
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if err := e.db.DeleteMessage(context.Background(), m.ID); err != nil {
+			t.Fatal(err)
+		}
+		// The outbox holds the bodies sealed: no live token in the clear.
+		if strings.Contains(m.Text, "token=") || strings.Contains(m.HTML, "token=") {
+			t.Fatalf("a queued message carries its link in the clear:\n%s", m.Text)
+		}
+		if msgs[i].Text, err = e.svc.OpenMailBody(m.Text); err != nil {
+			t.Fatal(err)
+		}
+		if msgs[i].HTML, err = e.svc.OpenMailBody(m.HTML); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -417,5 +428,35 @@ func TestMailTemplatesDirectoryChecked(t *testing.T) {
 	}
 	if _, err := caddyauth.LoadTemplates(dir); err == nil || !strings.Contains(err.Error(), "Reset.txt") {
 		t.Errorf("a misspelt template: %v", err)
+	}
+}
+
+// Queued bodies open with this installation's secret only; bodies that
+// were never sealed pass as they are.
+func TestOpenMailBody(t *testing.T) {
+	t.Parallel()
+	e := newMailEnv(t, nil)
+	u := e.mustUser(t, "arthur@camelot.bt")
+	if err := e.svc.ForgotPassword(context.Background(), u.Email, testLinks); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := e.db.ClaimMessages(context.Background(), e.clock.Now().Add(time.Hour), e.clock.Now().Add(2*time.Hour), 10)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("ClaimMessages = %v, %v", msgs, err)
+	}
+	opts := e.opts
+	opts.Secret = bytes.Repeat([]byte{9}, 32)
+	other, err := caddyauth.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.OpenMailBody(msgs[0].Text); err == nil {
+		t.Fatal("another secret opened a sealed body")
+	}
+	if got, err := e.svc.OpenMailBody("plain text"); err != nil || got != "plain text" {
+		t.Fatalf("unsealed body: %q, %v", got, err)
+	}
+	if got, err := e.svc.OpenMailBody(msgs[0].Text); err != nil || !strings.Contains(got, testLinks.Reset+"?token=") {
+		t.Fatalf("opened body %q, %v", got, err)
 	}
 }

@@ -96,12 +96,30 @@ func (e *mailAPIEnv) takeMails(tb testing.TB) []store.Message {
 	if err != nil {
 		tb.Fatalf("ClaimMessages: %v", err)
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if err := e.db.DeleteMessage(ctx, m.ID); err != nil {
 			tb.Fatalf("DeleteMessage: %v", err)
 		}
+		msgs[i] = openMail(tb, e.svc, m)
 	}
 	return msgs
+}
+
+// openMail opens a queued message's sealed bodies, as the sender does,
+// after checking that the token is not readable in the outbox.
+func openMail(tb testing.TB, svc *caddyauth.Service, m store.Message) store.Message {
+	tb.Helper()
+	if strings.Contains(m.Text, "token=") || strings.Contains(m.HTML, "token=") {
+		tb.Fatalf("a queued message carries its link in the clear:\n%s", m.Text)
+	}
+	var err error
+	if m.Text, err = svc.OpenMailBody(m.Text); err != nil {
+		tb.Fatalf("opening the text part: %v", err)
+	}
+	if m.HTML, err = svc.OpenMailBody(m.HTML); err != nil {
+		tb.Fatalf("opening the HTML part: %v", err)
+	}
+	return m
 }
 
 // linkInMail finds a link carrying a token in a plain-text part.
