@@ -233,6 +233,12 @@ func (s *Sender) deliver(ctx context.Context, m *store.Message, leaseUntil time.
 		s.giveUp(ctx, m, "undelivered after the maximum age ("+s.maxAge.String()+")", m.LastError)
 		return
 	}
+	if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+		// Its link (a reset or verify token) no longer works: a mail
+		// that arrives now would only mislead.
+		s.giveUp(ctx, m, "undelivered before its link expired", m.LastError)
+		return
+	}
 	remaining := leaseUntil.Sub(now) - min(leaseMargin, s.lease/8)
 	if remaining <= 0 {
 		// Too late to finish under this lease: leave the message alone.

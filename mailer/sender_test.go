@@ -660,3 +660,33 @@ func TestTwoSendersNeverDeliverTwice(t *testing.T) {
 		t.Logf("one sender did all the work (%v); the test still shows no duplicates", by)
 	}
 }
+
+// A message whose link has expired is dropped unsent: it would only
+// mislead.
+func TestSenderDropsMessagesPastTheirDeadline(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{t: t0}
+	ob := newFakeOutbox()
+	queue := func(to string, deadline time.Time) *store.Message {
+		m := &store.Message{To: to, Subject: "Reset", Text: "link", CreatedAt: t0.Add(-time.Hour),
+			NextAttemptAt: t0.Add(-time.Hour), ExpiresAt: deadline}
+		if err := ob.QueueMessage(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	expired := queue("user@example.org", t0)
+	live := queue("user@example.net", t0.Add(time.Second))
+	tr := &fakeTransport{}
+	logger, logs := testLogger()
+	NewSender(ob, tr, logger, WithClock(clock.Now)).processBatch(context.Background())
+	if got := tr.sentIDs(); !slices.Equal(got, []int64{live.ID}) {
+		t.Errorf("sent %v, want only the message whose link still works (%d)", got, live.ID)
+	}
+	if ob.len() != 0 {
+		t.Errorf("%d messages left, want 0", ob.len())
+	}
+	if log := logs.String(); !strings.Contains(log, "link expired") || !strings.Contains(log, fmt.Sprintf("id=%d", expired.ID)) {
+		t.Errorf("no record of the dropped message:\n%s", log)
+	}
+}

@@ -141,6 +141,7 @@ type Message struct {
 	CreatedAt     time.Time
 	Attempts      int       // delivery attempts so far
 	NextAttemptAt time.Time // not sent before this time
+	ExpiresAt     time.Time // not sent from this time on (zero: no deadline); IssueToken sets the token's expiry
 	LastError     string
 }
 

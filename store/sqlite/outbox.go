@@ -13,10 +13,10 @@ import (
 )
 
 const (
-	messageColumns = `id, to_addr, subject, text_body, html_body, created_at, attempts, next_attempt_at, last_error`
+	messageColumns = `id, to_addr, subject, text_body, html_body, created_at, attempts, next_attempt_at, last_error, expires_at`
 
-	sqlQueueMessage = `INSERT INTO outbox (to_addr, subject, text_body, html_body, created_at, attempts, next_attempt_at, last_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlQueueMessage = `INSERT INTO outbox (to_addr, subject, text_body, html_body, created_at, attempts, next_attempt_at, last_error, expires_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// One statement picks the due messages and leases them. The subquery
 	// chooses the oldest n (this SQLite has no UPDATE … ORDER BY … LIMIT);
 	// RETURNING (SQLite ≥ 3.35) gives back the leased rows, in no
@@ -34,7 +34,7 @@ RETURNING ` + messageColumns
 func (s *Store) QueueMessage(ctx context.Context, msg *store.Message) error {
 	res, err := s.writer.ExecContext(ctx, sqlQueueMessage,
 		msg.To, msg.Subject, msg.Text, msg.HTML, micros(msg.CreatedAt), msg.Attempts,
-		micros(msg.NextAttemptAt), msg.LastError)
+		micros(msg.NextAttemptAt), msg.LastError, optMicros(msg.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("queueing message: %w", err)
 	}
@@ -88,14 +88,17 @@ func claim(ctx context.Context, tx *sql.Tx, now, leaseUntil time.Time, n int) (_
 	msgs := []store.Message{}
 	for rows.Next() {
 		var (
-			m             store.Message
-			created, next int64
+			m                      store.Message
+			created, next, expires int64
 		)
 		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &m.Attempts, &next,
-			&m.LastError); err != nil {
+			&m.LastError, &expires); err != nil {
 			return nil, err
 		}
 		m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
+		if expires != 0 {
+			m.ExpiresAt = fromMicros(expires)
+		}
 		msgs = append(msgs, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -135,4 +138,12 @@ func (s *Store) RetryMessage(ctx context.Context, id int64, next time.Time, last
 		return fmt.Errorf("retrying message: %w", store.ErrNotFound)
 	}
 	return nil
+}
+
+// optMicros encodes an optional time: 0 for the zero time.
+func optMicros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return micros(t)
 }

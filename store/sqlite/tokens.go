@@ -39,7 +39,11 @@ const (
 func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *store.Message, limit store.MailLimit, now time.Time) (_ bool, err error) {
 	key := emailKey(msg.To)
 	cutoff := micros(now.Add(-limit.Window))
-	created, next := msg.CreatedAt, msg.NextAttemptAt
+	// The mail is worth delivering only while its token works.
+	created, next, expires := msg.CreatedAt, msg.NextAttemptAt, msg.ExpiresAt
+	if expires.IsZero() || tok.ExpiresAt.Before(expires) {
+		expires = tok.ExpiresAt
+	}
 	if created.IsZero() {
 		created = now
 	}
@@ -90,7 +94,8 @@ func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *sto
 		return false, fmt.Errorf("issuing token: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, sqlQueueMessage,
-		msg.To, msg.Subject, msg.Text, msg.HTML, micros(created), msg.Attempts, micros(next), msg.LastError)
+		msg.To, msg.Subject, msg.Text, msg.HTML, micros(created), msg.Attempts, micros(next), msg.LastError,
+		micros(expires))
 	if err != nil {
 		return false, fmt.Errorf("issuing token: queueing message: %w", err)
 	}
@@ -107,7 +112,7 @@ func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *sto
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("issuing token: committing: %w", err)
 	}
-	msg.ID, msg.CreatedAt, msg.NextAttemptAt = id, created, next
+	msg.ID, msg.CreatedAt, msg.NextAttemptAt, msg.ExpiresAt = id, created, next, expires
 	return true, nil
 }
 

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssueTokenDefaults", testIssueTokenDefaults},
 		{"IssueTokenLimit", testIssueTokenLimit},
 		{"NoteMailRequest", testNoteMailRequest},
+		{"MessageExpiry", testMessageExpiry},
 		{"IssueTokenWindow", testIssueTokenWindow},
 		{"IssueTokenUnlimited", testIssueTokenUnlimited},
 		{"IssueTokenConcurrent", testIssueTokenConcurrent},

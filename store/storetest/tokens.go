@@ -958,3 +958,52 @@ func testNoteMailRequest(t *testing.T, s store.Store) {
 		t.Fatalf("NoteMailRequest without a limit = %v, %v", under, err)
 	}
 }
+
+// A mail that carries a token is worth delivering only while the token
+// works: IssueToken gives the message the token's expiry (or the
+// message's own, if sooner), and the outbox returns it with the message.
+func testMessageExpiry(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u := newUser(t, "expiry@example.com")
+	createUser(t, s, u)
+	now := t0.Add(time.Hour)
+
+	tok := newToken(t, u.ID, store.PurposeResetPassword)
+	msg := newMessage(t, u.Email)
+	msg.NextAttemptAt = now
+	if ok, err := s.IssueToken(ctx, tok, msg, store.MailLimit{}, now); err != nil || !ok {
+		t.Fatalf("IssueToken = %v, %v", ok, err)
+	}
+	checkTime(t, "msg.ExpiresAt after IssueToken", msg.ExpiresAt.Truncate(time.Microsecond), tok.ExpiresAt.Truncate(time.Microsecond))
+
+	sooner := newToken(t, u.ID, store.PurposeVerifyEmail)
+	msg2 := newMessage(t, u.Email)
+	msg2.NextAttemptAt = now
+	msg2.ExpiresAt = sooner.ExpiresAt.Add(-time.Minute).Truncate(time.Microsecond)
+	want2 := msg2.ExpiresAt
+	if ok, err := s.IssueToken(ctx, sooner, msg2, store.MailLimit{}, now); err != nil || !ok {
+		t.Fatalf("IssueToken = %v, %v", ok, err)
+	}
+
+	plain := newMessage(t, "notice@example.com")
+	plain.NextAttemptAt = now
+	if err := s.QueueMessage(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	claimed := claimMessages(t, s, now, 10)
+	if len(claimed) != 3 {
+		t.Fatalf("claimed %d messages, want 3", len(claimed))
+	}
+	for _, m := range claimed {
+		switch m.ID {
+		case msg.ID:
+			checkTime(t, "claimed ExpiresAt (token's)", m.ExpiresAt, tok.ExpiresAt.Truncate(time.Microsecond))
+		case msg2.ID:
+			checkTime(t, "claimed ExpiresAt (message's own, sooner)", m.ExpiresAt, want2)
+		case plain.ID:
+			if !m.ExpiresAt.IsZero() {
+				t.Errorf("a message queued without a deadline has ExpiresAt %v", m.ExpiresAt)
+			}
+		}
+	}
+}
