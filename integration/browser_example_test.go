@@ -1,11 +1,8 @@
 package integration
 
 import (
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,19 +18,8 @@ import (
 // in again. It uses the example's fixed ports, so like
 // TestCaddyfileExample it does not run in parallel.
 func TestBrowserCaddyfileExample(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:2019"} {
-		if l, err := net.Listen("tcp", addr); err != nil {
-			t.Fatalf("Caddyfile.example needs %s, which is in use: %v", addr, err)
-		} else {
-			l.Close()
-		}
-	}
 	ctx := startBrowser(t)
-	example, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCaddy(t, string(example), withReadyURL("http://localhost:8080/public/"))
+	c := startExample(t)
 	const site = "http://localhost:8080"
 	email, password := "bea@example.com", "first-password-1"
 

@@ -16,18 +16,7 @@ import (
 // of the package uses free ephemeral ports and `admin off` or a free
 // admin port.
 func TestCaddyfileExample(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:2019"} {
-		if l, err := net.Listen("tcp", addr); err != nil {
-			t.Fatalf("Caddyfile.example needs %s, which is in use: %v", addr, err)
-		} else {
-			l.Close()
-		}
-	}
-	example, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := startCaddy(t, string(example), withReadyURL("http://localhost:8080/public/"))
+	c := startExample(t)
 	cl := newClient("http://localhost:8080")
 
 	// 1. Register.
@@ -82,4 +71,22 @@ func TestCaddyfileExample(t *testing.T) {
 	if _, err := os.Stat(c.Path("gatehouse.db")); err != nil {
 		t.Errorf("gatehouse.db not in the working directory: %v", err)
 	}
+}
+
+// startExample runs Caddyfile.example from the repository root unchanged,
+// after checking that its fixed ports are free.
+func startExample(t *testing.T) *caddyProc {
+	t.Helper()
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:9090", "127.0.0.1:2019"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("Caddyfile.example needs %s, which is in use: %v", addr, err)
+		}
+		l.Close()
+	}
+	example, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startCaddy(t, string(example), withReadyURL("http://localhost:8080/public/"))
 }
