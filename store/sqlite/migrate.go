@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // migrationFiles are the schema changes, named NNNN_what.sql and applied in
@@ -73,11 +75,42 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	for _, m := range ms {
-		if err := apply(ctx, db, m); err != nil {
+		if err := applyRetrying(ctx, db, m); err != nil {
 			return fmt.Errorf("applying migration %s: %w", m.name, err)
 		}
 	}
 	return nil
+}
+
+// migrateBusyWait bounds how long opening waits for another process that
+// is creating or migrating the same file.
+const migrateBusyWait = 15 * time.Second
+
+// applyRetrying applies m, trying again while the database is busy. When
+// several processes open a new file at once, SQLite may answer BEGIN with
+// SQLITE_BUSY at once, without waiting the busy_timeout (one of them is
+// turning the file into WAL mode, which its busy handler does not cover):
+// the others then wait their turn here.
+func applyRetrying(ctx context.Context, db *sql.DB, m migration) error {
+	deadline := time.Now().Add(migrateBusyWait)
+	delay := 5 * time.Millisecond
+	for {
+		err := apply(ctx, db, m)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports SQLITE_BUSY and its extended codes.
+func isBusy(err error) bool {
+	return errCode(err)&0xff == sqlite3.SQLITE_BUSY
 }
 
 // apply runs m unless it was applied already. The check runs inside the
