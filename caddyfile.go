@@ -44,6 +44,7 @@ func init() {
 //		verify_on_register on|off
 //		base_url <url>
 //		password_min_length <n>
+//		password_max_length <n>
 //		require_verified on|off
 //		require_current_password on|off
 //		session_lifetime <duration>
@@ -91,6 +92,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				app.PasswordMinLength, err = strconv.Atoi(s)
 				if err != nil || app.PasswordMinLength < 1 {
 					return nil, d.Errf("password_min_length: %q is not a positive number", s)
+				}
+			}
+		case "password_max_length":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				app.PasswordMaxLength, err = strconv.Atoi(v)
+				if err != nil || app.PasswordMaxLength < 1 {
+					return nil, d.Errf("password_max_length: %q is not a positive number", v)
 				}
 			}
 		case "require_verified":

@@ -59,6 +59,9 @@ type App struct {
 	// Shortest password accepted, in characters. Default: 8.
 	PasswordMinLength int `json:"password_min_length,omitempty"`
 
+	// Longest password accepted, in characters, at most 1024. Default: 1024.
+	PasswordMaxLength int `json:"password_max_length,omitempty"`
+
 	// Whether users must verify their email before they can log in.
 	// Default: false.
 	RequireVerified bool `json:"require_verified,omitempty"`
@@ -224,6 +227,10 @@ func (a *App) Validate() error {
 	if a.PasswordMinLength < 0 || a.PasswordMinLength > caddyauth.MaxPasswordLength {
 		return fmt.Errorf("password_min_length: %d is out of range", a.PasswordMinLength)
 	}
+	if a.PasswordMaxLength < 0 || a.PasswordMaxLength > caddyauth.MaxPasswordLength ||
+		a.PasswordMaxLength > 0 && a.PasswordMaxLength < max(a.PasswordMinLength, caddyauth.DefaultPasswordMinLength) {
+		return fmt.Errorf("password_max_length: %d is out of range (from password_min_length to %d)", a.PasswordMaxLength, caddyauth.MaxPasswordLength)
+	}
 	if a.SessionLifetime < 0 || a.SessionIdle < 0 {
 		return errors.New("session_lifetime and session_idle must not be negative")
 	}
@@ -281,6 +288,7 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 		Cache:                  cache,
 		Hasher:                 hasher,
 		PasswordMinLength:      a.PasswordMinLength,
+		PasswordMaxLength:      a.PasswordMaxLength,
 		RequireVerified:        a.RequireVerified,
 		RequireCurrentPassword: requireCurrent,
 		RegistrationClosed:     a.Registration == "closed",

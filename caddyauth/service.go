@@ -31,6 +31,7 @@ type Options struct {
 	Hasher *Hasher
 
 	PasswordMinLength      int
+	PasswordMaxLength      int
 	RequireVerified        bool
 	RequireCurrentPassword bool
 	RegistrationClosed     bool
@@ -102,7 +103,7 @@ func New(o Options) (*Service, error) {
 		cache:                  o.Cache,
 		hasher:                 o.Hasher,
 		keys:                   k,
-		policy:                 Policy{MinLength: o.PasswordMinLength},
+		policy:                 Policy{MinLength: o.PasswordMinLength, MaxLength: o.PasswordMaxLength},
 		now:                    o.Now,
 		rand:                   o.Rand,
 		log:                    o.Logger,
