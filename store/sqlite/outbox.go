@@ -109,35 +109,13 @@ func claim(ctx context.Context, tx *sql.Tx, now, leaseUntil time.Time, n int) (_
 
 // DeleteMessage removes the message; store.ErrNotFound if it is gone.
 func (s *Store) DeleteMessage(ctx context.Context, id int64) error {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteMessage, id)
-	if err != nil {
-		return fmt.Errorf("deleting message: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("deleting message: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("deleting message: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "deleting message", sqlDeleteMessage, id)
 }
 
 // RetryMessage makes the message due again at next and records lastError;
 // store.ErrNotFound if it is gone.
 func (s *Store) RetryMessage(ctx context.Context, id int64, next time.Time, lastError string) error {
-	res, err := s.writer.ExecContext(ctx, sqlRetryMessage, micros(next), lastError, id)
-	if err != nil {
-		return fmt.Errorf("retrying message: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("retrying message: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("retrying message: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "retrying message", sqlRetryMessage, micros(next), lastError, id)
 }
 
 // optMicros encodes an optional time: 0 for the zero time.

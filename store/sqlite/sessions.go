@@ -77,50 +77,20 @@ func (s *Store) SessionByDigest(ctx context.Context, digest []byte) (*store.Sess
 
 // TouchSession sets the session's LastSeenAt; store.ErrNotFound if none.
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
-	res, err := s.writer.ExecContext(ctx, sqlTouchSession, micros(lastSeen), id)
-	if err != nil {
-		return fmt.Errorf("touching session: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("touching session: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("touching session: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "touching session", sqlTouchSession, micros(lastSeen), id)
 }
 
 // DeleteSession removes the session id of user userID; store.ErrNotFound
 // when that user has no such session, even if another user has.
 func (s *Store) DeleteSession(ctx context.Context, userID, id string) error {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteSession, id, userID)
-	if err != nil {
-		return fmt.Errorf("deleting session: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("deleting session: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("deleting session: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "deleting session", sqlDeleteSession, id, userID)
 }
 
 // DeleteUserSessions removes every session of userID but keep (none kept
 // when keep is "") and returns how many went.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID, keep string) (int, error) {
 	// Session ids are never empty, so id <> '' keeps none.
-	res, err := s.writer.ExecContext(ctx, sqlDeleteUserSessions, userID, keep)
-	if err != nil {
-		return 0, fmt.Errorf("deleting user sessions: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return 0, fmt.Errorf("deleting user sessions: %w", err)
-	}
-	return n, nil
+	return s.write(ctx, "deleting user sessions", sqlDeleteUserSessions, userID, keep)
 }
 
 // UserSessions lists the sessions of userID, newest first.
@@ -154,15 +124,7 @@ func (s *Store) UserSessions(ctx context.Context, userID string) (_ []store.Sess
 // DeleteExpiredSessions removes the sessions whose ExpiresAt is not after
 // now, and returns how many went.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteExpiredSessions, micros(now))
-	if err != nil {
-		return 0, fmt.Errorf("deleting expired sessions: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return 0, fmt.Errorf("deleting expired sessions: %w", err)
-	}
-	return n, nil
+	return s.write(ctx, "deleting expired sessions", sqlDeleteExpiredSessions, micros(now))
 }
 
 // nonNil turns a nil byte slice into an empty one, so that it binds as a

@@ -165,13 +165,31 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 // fromMicros decodes an INTEGER time column, in UTC.
 func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
-// rowsAffected returns how many rows res changed.
-func rowsAffected(res sql.Result) (int, error) {
+// write runs one statement on the writer and returns how many rows it
+// changed; errors are prefixed with doing.
+func (s *Store) write(ctx context.Context, doing, query string, args ...any) (int, error) {
+	res, err := s.writer.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", doing, err)
+	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s: %w", doing, err)
 	}
 	return int(n), nil
+}
+
+// writeOne runs a statement that must change a row: store.ErrNotFound
+// when it changed none.
+func (s *Store) writeOne(ctx context.Context, doing, query string, args ...any) error {
+	n, err := s.write(ctx, doing, query, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", doing, store.ErrNotFound)
+	}
+	return nil
 }
 
 // Interface guard.

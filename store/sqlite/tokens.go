@@ -182,44 +182,21 @@ func (s *Store) TokenByDigest(ctx context.Context, purpose store.Purpose, digest
 // check and the mark are one UPDATE, so exactly one of concurrent callers
 // changes the row.
 func (s *Store) UseToken(ctx context.Context, purpose store.Purpose, digest []byte, at time.Time) error {
-	res, err := s.writer.ExecContext(ctx, sqlUseToken, micros(at), string(purpose), nonNil(digest))
-	if err != nil {
-		return fmt.Errorf("using token: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("using token: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("using token: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "using token", sqlUseToken, micros(at), string(purpose), nonNil(digest))
 }
 
 // DeleteUserTokens removes userID's tokens of that purpose and returns how
 // many went.
 func (s *Store) DeleteUserTokens(ctx context.Context, userID string, purpose store.Purpose) (int, error) {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteUserTokens, userID, string(purpose))
-	if err != nil {
-		return 0, fmt.Errorf("deleting user tokens: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return 0, fmt.Errorf("deleting user tokens: %w", err)
-	}
-	return n, nil
+	return s.write(ctx, "deleting user tokens", sqlDeleteUserTokens, userID, string(purpose))
 }
 
 // DeleteExpiredTokens removes the tokens whose ExpiresAt is not after now,
 // used or not, and returns how many went.
 func (s *Store) DeleteExpiredTokens(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteExpiredTokens, micros(now))
+	n, err := s.write(ctx, "deleting expired tokens", sqlDeleteExpiredTokens, micros(now))
 	if err != nil {
-		return 0, fmt.Errorf("deleting expired tokens: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return 0, fmt.Errorf("deleting expired tokens: %w", err)
+		return 0, err
 	}
 	// Addresses not written to for longer than any limit's window are
 	// forgotten, those of deleted accounts included.

@@ -111,18 +111,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, change func(*store.Us
 // DeleteUser removes the user; their sessions go with them (ON DELETE
 // CASCADE, in the same statement).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	res, err := s.writer.ExecContext(ctx, sqlDeleteUser, id)
-	if err != nil {
-		return fmt.Errorf("deleting user: %w", err)
-	}
-	n, err := rowsAffected(res)
-	if err != nil {
-		return fmt.Errorf("deleting user: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("deleting user: %w", store.ErrNotFound)
-	}
-	return nil
+	return s.writeOne(ctx, "deleting user", sqlDeleteUser, id)
 }
 
 // ListUsers returns every user ordered by email, ignoring case.
