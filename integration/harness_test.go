@@ -611,6 +611,12 @@ func (c *caddyProc) Stop() {
 	if cmd == nil {
 		return
 	}
+	stopProcess(cmd, done, logf)
+}
+
+// stopProcess ends a process the harness started: SIGTERM, then SIGKILL
+// after 5 s; done is closed when it has exited. Its log file is closed.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, logf io.Closer) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:

@@ -248,14 +248,7 @@ func (m *mailpit) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	logf.Close()
+	stopProcess(cmd, done, logf)
 }
 
 // Log returns everything mailpit printed so far.
