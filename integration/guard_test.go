@@ -268,3 +268,39 @@ http://127.0.0.1:%d {
 		up.NeverSaw(t, path)
 	}
 }
+
+// TestGuardPlaceholders: after the guard, the rest of the config sees the
+// user as {http.auth.user.id}, .email, .name, .roles and .verified
+// (DESIGN §5), here sent upstream by request_header.
+func TestGuardPlaceholders(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t)
+	port := freePort(t)
+	c := startCaddy(t, gatehouseConfig(port, "", fmt.Sprintf(`gatehouse_endpoints
+gatehouse_guard
+request_header X-Ph-Id {http.auth.user.id}
+request_header X-Ph-Email {http.auth.user.email}
+request_header X-Ph-Name {http.auth.user.name}
+request_header X-Ph-Roles {http.auth.user.roles}
+request_header X-Ph-Verified {http.auth.user.verified}
+reverse_proxy %s`, up.Addr)))
+	cl := newClient(c.URL)
+	u := registerWith(t, cl, map[string]any{"email": "pia@example.com", "password": "pia-password-1", "full_name": "Pia Placeholder"})
+	dbExec(t, c.Path("gatehouse.db"), `UPDATE users SET is_verified = 1, roles = '["ops","admin"]' WHERE id = ?`, u.ID)
+	token := loginJWT(t, cl, "pia@example.com", "pia-password-1")
+
+	path := uniquePath("/app")
+	wantStatus(t, cl.get(t, path, bearer(token)), http.StatusOK)
+	got := up.Last(t, path)
+	for header, want := range map[string]string{
+		"X-Ph-Id":       u.ID,
+		"X-Ph-Email":    "pia@example.com",
+		"X-Ph-Name":     "Pia Placeholder",
+		"X-Ph-Roles":    "ops,admin",
+		"X-Ph-Verified": "true",
+	} {
+		if v := got.Values(header); len(v) != 1 || v[0] != want {
+			t.Errorf("%s = %q, want %q", header, v, want)
+		}
+	}
+}
