@@ -262,7 +262,7 @@ func TestCLIBeforeFirstStart(t *testing.T) {
 	}
 	run := func(stdin string, args ...string) cliOutcome {
 		cmd := exec.Command(caddyBin, append(append([]string{"gatehouse"}, args...), "--config", "Caddyfile")...)
-		cmd.Dir, cmd.Env = dir, caddyEnv(dir, nil)
+		cmd.Dir, cmd.Env = dir, caddyEnv(dir)
 		return runCaddyCmd(t, cmd, stdin)
 	}
 	id := cliAddUser(t, run, "root@example.com", "root-password-1", "--superuser")

@@ -10,7 +10,7 @@ package integration
 //	freePort(t) int                 a free TCP port on 127.0.0.1
 //	startUpstream(t) *upstream      a recording HTTP server on 127.0.0.1
 //	startCaddy(t, cfg, opts...)     `caddy run --config Caddyfile` in a fresh dir
-//	  options: withConfigName, withReadyURL, withEnv, withDir, withoutWait
+//	  options: withConfigName, withReadyURL, withDir
 //	prepareCaddy(t, cfg, opts...)   the same, not started yet (then .Start())
 //	  (*caddyProc).Dir / .LogPath / .Log() / .URL / .Path(name) / .Exited()
 //	  (*caddyProc).Start() / .Stop() / .Restart() / .WriteConfig(cfg)
@@ -387,9 +387,7 @@ type caddyProc struct {
 
 	t        testing.TB
 	readyURL string
-	wait     bool
 	env      []string
-	extraEnv []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -409,18 +407,9 @@ func withConfigName(name string) caddyOption { return func(c *caddyProc) { c.Con
 // status counts). Default: URL + "/".
 func withReadyURL(u string) caddyOption { return func(c *caddyProc) { c.readyURL = u } }
 
-// withEnv adds KEY=value pairs to the process's environment.
-func withEnv(kv ...string) caddyOption {
-	return func(c *caddyProc) { c.extraEnv = append(c.extraEnv, kv...) }
-}
-
 // withDir runs in dir instead of a fresh t.TempDir() (e.g. a second
 // server on the same database directory).
 func withDir(dir string) caddyOption { return func(c *caddyProc) { c.Dir = dir } }
-
-// withoutWait returns as soon as the process is started, without waiting
-// for it to answer.
-func withoutWait() caddyOption { return func(c *caddyProc) { c.wait = false } }
 
 var siteURLRe = regexp.MustCompile(`https?://(?:127\.0\.0\.1|localhost):\d+`)
 
@@ -442,7 +431,7 @@ func startCaddy(t testing.TB, cfg string, opts ...caddyOption) *caddyProc {
 // the server.
 func prepareCaddy(t testing.TB, cfg string, opts ...caddyOption) *caddyProc {
 	t.Helper()
-	c := &caddyProc{t: t, ConfigName: "Caddyfile", wait: true}
+	c := &caddyProc{t: t, ConfigName: "Caddyfile"}
 	for _, o := range opts {
 		o(c)
 	}
@@ -456,7 +445,7 @@ func prepareCaddy(t testing.TB, cfg string, opts ...caddyOption) *caddyProc {
 	if c.readyURL == "" && c.URL != "" {
 		c.readyURL = c.URL + "/"
 	}
-	c.env = caddyEnv(c.Dir, c.extraEnv)
+	c.env = caddyEnv(c.Dir)
 	c.WriteConfig(cfg)
 	t.Cleanup(func() {
 		c.Stop()
@@ -469,7 +458,7 @@ func prepareCaddy(t testing.TB, cfg string, opts ...caddyOption) *caddyProc {
 
 // caddyEnv is the parent's environment with HOME and XDG_* replaced by
 // dir, so nothing touches the real home.
-func caddyEnv(dir string, extra []string) []string {
+func caddyEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -478,8 +467,7 @@ func caddyEnv(dir string, extra []string) []string {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_CACHE_HOME="+dir)
-	return append(env, extra...)
+	return append(env, "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_CACHE_HOME="+dir)
 }
 
 // WriteConfig replaces the config file (for Restart or a reload).
@@ -536,8 +524,8 @@ func (c *caddyProc) Run(t testing.TB, stdin string, args ...string) cmdResult {
 	return cmdResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code}
 }
 
-// Start starts `caddy run` (if it is not running) and, unless
-// withoutWait, waits until the ready URL answers.
+// Start starts `caddy run` (if it is not running) and waits until the
+// ready URL answers.
 func (c *caddyProc) Start() {
 	c.t.Helper()
 	c.mu.Lock()
@@ -566,9 +554,7 @@ func (c *caddyProc) Start() {
 	c.mu.Lock()
 	c.cmd, c.done, c.log = cmd, done, logf
 	c.mu.Unlock()
-	if c.wait {
-		c.waitReady()
-	}
+	c.waitReady()
 }
 
 // waitReady polls the ready URL until it answers, the process exits, or
