@@ -1,6 +1,9 @@
 package caddyauth
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Errors of the core. The handlers package maps each to one HTTP status and
 // `detail` in a single table; nothing here knows about status codes.
@@ -53,3 +56,20 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// RetryError is a refusal that passes with time: the client should come
+// back after RetryAfter. Busy is false for a client that made too many
+// failed attempts (its address is banned for a while: 429) and true when
+// the server has no capacity to spare right now (every password-hashing
+// slot is taken and the queue is full: 503).
+type RetryError struct {
+	RetryAfter time.Duration
+	Busy       bool
+}
+
+func (e *RetryError) Error() string {
+	if e.Busy {
+		return "busy: retry after " + e.RetryAfter.String()
+	}
+	return "too many failed attempts: retry after " + e.RetryAfter.String()
+}

@@ -414,6 +414,16 @@ func isClientError(err error) bool {
 }
 
 func (a *API) pageFailure(w http.ResponseWriter, r *http.Request, err error) {
+	var re *caddyauth.RetryError
+	if errors.As(err, &re) {
+		status := retryStatus(w, re)
+		if re.Busy {
+			a.renderMessage(w, r, status, "Too busy", "The server is busy. Please try again in a moment.", "", "")
+		} else {
+			a.renderMessage(w, r, status, "Too many attempts", "Too many failed attempts from your network. Please try again later.", "", "")
+		}
+		return
+	}
 	a.log().ErrorContext(r.Context(), "page request failed", "path", r.URL.Path, "error", err)
 	a.renderMessage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.", "", "")
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
 )
@@ -64,6 +66,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		writeValidation(w, []validationItem{fieldItem(fe)})
 		return
 	}
+	var re *caddyauth.RetryError
+	if errors.As(err, &re) {
+		status := retryStatus(w, re)
+		writeJSON(w, status, detail{http.StatusText(status)})
+		return
+	}
 	for _, row := range coreErrors {
 		if errors.Is(err, row.err) {
 			writeJSON(w, row.res.status, detail{row.res.detail})
@@ -76,6 +84,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
+}
+
+// retryStatus sets Retry-After, in whole seconds rounded up (at least
+// one), and returns the status of re: 429 Too Many Requests or 503
+// Service Unavailable.
+func retryStatus(w http.ResponseWriter, re *caddyauth.RetryError) int {
+	secs := int64((re.RetryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	if re.Busy {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusTooManyRequests
 }
 
 type detail struct {
