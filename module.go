@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	caddyauthn "github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
 	"github.com/gatehouse-caddy/gatehouse/handlers"
@@ -160,6 +161,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			emitter.Emit(ctx, name, data)
 		},
 	}
+	// The audit log has its own logger name, gatehouse.audit, so that a
+	// `log` block can keep it apart (include gatehouse.audit).
+	hooks.audit = slog.New(zapslog.NewHandler(a.logger.Named("audit").Core(), zapslog.WithName(a.logger.Name()+".audit")))
 	svc, err := a.newService(ctx, shared.store, shared.cache, shared.hasher, ctx.Slogger(), hooks)
 	if err != nil {
 		return fail(err)
@@ -303,6 +307,7 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 		OnMailQueued:           hooks.onMailQueued,
 		OnEvent:                hooks.onEvent,
 		Logger:                 log,
+		Audit:                  hooks.audit,
 	})
 }
 
@@ -311,6 +316,7 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 type serviceHooks struct {
 	onMailQueued func()
 	onEvent      func(ctx context.Context, name string, data map[string]any)
+	audit        *slog.Logger
 }
 
 // Start starts delivering the outbox's mail.

@@ -55,6 +55,8 @@ type Options struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Logger *slog.Logger
+	// Audit receives the audit log (see audit.go); nil: none is kept.
+	Audit *slog.Logger
 }
 
 // Service is the account and session logic of one configuration.
@@ -69,6 +71,7 @@ type Service struct {
 	now      func() time.Time
 	rand     io.Reader
 	log      *slog.Logger
+	auditLog *slog.Logger
 	lifetime time.Duration
 	idle     time.Duration
 
@@ -107,6 +110,7 @@ func New(o Options) (*Service, error) {
 		now:                    o.Now,
 		rand:                   o.Rand,
 		log:                    o.Logger,
+		auditLog:               o.Audit,
 		lifetime:               o.SessionLifetime,
 		idle:                   o.SessionIdle,
 		requireVerified:        o.RequireVerified,
@@ -129,6 +133,9 @@ func New(o Options) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.auditLog == nil {
+		s.auditLog = slog.New(slog.DiscardHandler)
 	}
 	if s.cache == nil {
 		s.cache = NewSessionCache()

@@ -94,10 +94,11 @@ func (a *API) ServeAPI(w http.ResponseWriter, r *http.Request) bool {
 		writeJSON(w, http.StatusMethodNotAllowed, detail{"Method Not Allowed"})
 		return true
 	}
+	ctx := caddyauth.WithClient(r.Context(), a.clientInfo(r))
 	if id != "" {
-		r = r.WithContext(withPathID(r.Context(), id))
+		ctx = withPathID(ctx, id)
 	}
-	h(w, r)
+	h(w, r.WithContext(ctx))
 	return true
 }
 
