@@ -210,6 +210,38 @@ type Outbox interface {
 	RetryMessage(ctx context.Context, id int64, next time.Time, lastError string) error
 }
 
+// Limit is one brute-force limit: Max failures within Window ban the key
+// for Ban.
+type Limit struct {
+	Max    int
+	Window time.Duration
+	Ban    time.Duration
+}
+
+// Limits counts failed attempts (logins, bad tokens) against keys, for the
+// brute-force limits. A key is opaque to the store: the core's digest of an
+// account or of a client address. Counts live in the database so that they
+// hold across restarts and across instances sharing it.
+type Limits interface {
+	// RecordFailure counts one failure against key at now, atomically with
+	// respect to every other caller, in this process or another. A window
+	// of l.Window opens at the first failure after the previous window or
+	// ban ended; the l.Max-th failure within it bans key until now+l.Ban.
+	// A failure while key is banned is not counted and does not extend the
+	// ban. It returns the end of the ban key is under at now (zero if
+	// none) and whether this failure started it.
+	RecordFailure(ctx context.Context, key string, l Limit, now time.Time) (bannedUntil time.Time, started bool, err error)
+	// BannedUntil returns the end of the ban on key if one is in force at
+	// now, or the zero time.
+	BannedUntil(ctx context.Context, key string, now time.Time) (time.Time, error)
+	// ClearFailures forgets the failures counted against key, but not a
+	// ban in force. It is not an error if there are none.
+	ClearFailures(ctx context.Context, key string, now time.Time) error
+	// DeleteExpiredLimits removes the records whose window and ban are both
+	// over at now, and returns how many went.
+	DeleteExpiredLimits(ctx context.Context, now time.Time) (int, error)
+}
+
 // Store is everything a Gatehouse installation keeps.
 type Store interface {
 	Users
@@ -217,6 +249,7 @@ type Store interface {
 	Settings
 	Tokens
 	Outbox
+	Limits
 	// Close releases the database.
 	Close() error
 }

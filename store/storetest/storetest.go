@@ -70,6 +70,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimMessagesConcurrent", testClaimMessagesConcurrent},
 		{"DeleteMessage", testDeleteMessage},
 		{"RetryMessage", testRetryMessage},
+		{"RecordFailure", testRecordFailure},
+		{"RecordFailureWindow", testRecordFailureWindow},
+		{"RecordFailureConcurrent", testRecordFailureConcurrent},
+		{"ClearFailures", testClearFailures},
+		{"DeleteExpiredLimits", testDeleteExpiredLimits},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"CancelledContext", testCancelledContext},
 	}
