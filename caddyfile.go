@@ -1,6 +1,7 @@
 package gatehouse
 
 import (
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 
 	"github.com/gatehouse-caddy/gatehouse/handlers"
 )
@@ -41,10 +43,25 @@ func init() {
 //		reset_token_lifetime <duration>
 //		verify_token_lifetime <duration>
 //		mail_limit <n> <window> | off
+//		login_limit off
+//		login_limit {
+//			account <n>
+//			ip <n>
+//			window <duration>
+//			ban <duration>
+//		}
 //		verify_on_register on|off
 //		base_url <url>
 //		password_min_length <n>
 //		password_max_length <n>
+//		password_hash {
+//			memory <size>
+//			time <n>
+//			threads <n>
+//			concurrency <n>
+//			queue <n>
+//			wait <duration>
+//		}
 //		require_verified on|off
 //		require_current_password on|off
 //		session_lifetime <duration>
@@ -102,6 +119,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 					return nil, d.Errf("password_max_length: %q is not a positive number", v)
 				}
 			}
+		case "password_hash":
+			app.PasswordHash, err = parsePasswordHash(d)
 		case "require_verified":
 			app.RequireVerified, err = onOff(d)
 		case "require_current_password":
@@ -130,6 +149,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "mail_limit":
 			app.MailLimit, err = parseMailLimit(d)
+		case "login_limit":
+			app.LoginLimit, err = parseLoginLimit(d)
 		case "registration":
 			if err = oneArg(d, &app.Registration); err == nil && app.Registration != "open" && app.Registration != "closed" {
 				return nil, d.Errf("registration: %q is neither open nor closed", app.Registration)
@@ -188,6 +209,58 @@ func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
 	return mc, nil
 }
 
+// parseLoginLimit parses `login_limit off` or a `login_limit { … }` block
+// of account, ip, window and ban.
+func parseLoginLimit(d *caddyfile.Dispenser) (*LoginLimit, error) {
+	l := new(LoginLimit)
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		l.Off = true
+		if d.NextBlock(1) {
+			return nil, d.Err("login_limit off takes no block")
+		}
+		return l, nil
+	case len(args) != 0:
+		return nil, d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("login_limit: duplicate subdirective %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "account", "ip":
+			var v string
+			if err = oneArg(d, &v); err != nil {
+				return nil, err
+			}
+			n, cerr := strconv.Atoi(v)
+			if cerr != nil || n < 1 {
+				return nil, d.Errf("login_limit %s: %q is not a positive number", opt, v)
+			}
+			if opt == "account" {
+				l.Account = n
+			} else {
+				l.IP = n
+			}
+		case "window":
+			l.Window, err = duration(d)
+		case "ban":
+			l.Ban, err = duration(d)
+		default:
+			return nil, d.Errf("login_limit: unrecognized subdirective %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
 // parseMailLimit parses `mail_limit <n> <window>` or `mail_limit off`.
 func parseMailLimit(d *caddyfile.Dispenser) (*MailLimit, error) {
 	args := d.RemainingArgs()
@@ -206,6 +279,70 @@ func parseMailLimit(d *caddyfile.Dispenser) (*MailLimit, error) {
 		return nil, d.Errf("mail_limit: %q is not a positive duration", args[1])
 	}
 	return &MailLimit{Max: n, Window: caddy.Duration(window)}, nil
+}
+
+// parsePasswordHash parses a `password_hash { … }` block. Sizes are
+// written as Caddy writes them elsewhere (64MiB, 128MiB; a bare number is
+// bytes). The settings are checked here too, so that `caddy adapt` points
+// at the block.
+func parsePasswordHash(d *caddyfile.Dispenser) (*PasswordHashConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := new(PasswordHashConfig)
+	seen := map[string]bool{}
+	for d.NextBlock(1) {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("password_hash: duplicate subdirective %q", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "memory":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				size, perr := humanize.ParseBytes(v)
+				if perr != nil || size == 0 || size > math.MaxInt64 {
+					return nil, d.Errf("password_hash memory: %q is not a size such as 64MiB", v)
+				}
+				c.Memory = int64(size)
+			}
+		case "time":
+			c.Time, err = positiveInt(d, "password_hash time")
+		case "threads":
+			c.Threads, err = positiveInt(d, "password_hash threads")
+		case "concurrency":
+			c.Concurrency, err = positiveInt(d, "password_hash concurrency")
+		case "queue":
+			c.Queue, err = positiveInt(d, "password_hash queue")
+		case "wait":
+			c.Wait, err = duration(d)
+		default:
+			return nil, d.Errf("password_hash: unrecognized subdirective %q", opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.hasherConfig(); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return c, nil
+}
+
+// positiveInt reads the one argument of the option what as a number of 1
+// or more.
+func positiveInt(d *caddyfile.Dispenser, what string) (int, error) {
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, d.Errf("%s: %q is not a positive number", what, v)
+	}
+	return n, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

@@ -81,16 +81,21 @@ func help(text string) string {
 // cliOptions is what the command tree takes from its surroundings; the
 // zero value is production. Tests replace the hasher with a cheap one.
 type cliOptions struct {
-	// newHasher makes the password hasher. Default: newHasher, the
-	// server's parameters.
+	// newHasher makes the password hasher. Default: newHasher with the
+	// config's password_hash settings, as the server hashes.
 	newHasher func() *caddyauth.Hasher
+	// audit receives the audit log of the commands' changes, with
+	// actor_id "cli". Default: none is kept, for the command's output is
+	// its exit status and its one line (see caddyauth's audit.go).
+	audit *slog.Logger
 }
 
-func (o cliOptions) hasher() *caddyauth.Hasher {
+// hasher returns the password hasher for the config a.
+func (o cliOptions) hasher(a *App) (*caddyauth.Hasher, error) {
 	if o.newHasher != nil {
-		return o.newHasher()
+		return o.newHasher(), nil
 	}
-	return newHasher()
+	return newHasher(a.PasswordHash)
 }
 
 // newGatehouseCommand returns the `gatehouse` command tree as Caddy
@@ -162,6 +167,8 @@ func leaf(use, short, long string, run func(cmd *cobra.Command) error) *cobra.Co
 			if len(args) > 0 {
 				return fail(cmd, usageErrorf("unexpected argument %q", args[0]))
 			}
+			// Whatever the command changes, the command line did it.
+			cmd.SetContext(caddyauth.WithActor(cmd.Context(), caddyauth.ActorCLI))
 			if err := run(cmd); err != nil {
 				return fail(cmd, err)
 			}
@@ -307,7 +314,11 @@ func (o cliOptions) withService(ctx context.Context, a *App, do func(*caddyauth.
 	}()
 	// The core's warnings would add lines to standard error; the command's
 	// outcome is its exit status and its one line.
-	svc, err := a.newService(ctx, st, caddyauth.NewSessionCache(), o.hasher(), slog.New(slog.DiscardHandler), serviceHooks{})
+	hasher, err := o.hasher(a)
+	if err != nil {
+		return err
+	}
+	svc, err := a.newService(ctx, st, caddyauth.NewSessionCache(), hasher, slog.New(slog.DiscardHandler), serviceHooks{audit: o.audit})
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,13 @@ import (
 // registered command does).
 var cheapArgon2 = caddyauth.Argon2Params{Memory: 64, Time: 1, Threads: 1}
 
-func cheapHasher() *caddyauth.Hasher { return caddyauth.NewHasher(cheapArgon2, 0, rand.Reader) }
+func cheapHasher() *caddyauth.Hasher {
+	h, err := caddyauth.NewHasher(caddyauth.HasherConfig{Params: cheapArgon2}, rand.Reader)
+	if err != nil {
+		panic(err) // unreachable: cheapArgon2 is valid
+	}
+	return h
+}
 
 var testCLI = cliOptions{newHasher: cheapHasher}
 
@@ -230,14 +236,27 @@ func TestCommandRegistered(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("subcommands = %q, want %q", names, want)
 	}
-	// Production hashes with the server's parameters, not the tests'.
-	hash, err := (cliOptions{}).hasher().Hash(t.Context(), "any-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := caddyauth.DefaultArgon2Params
-	if want := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$", p.Memory, p.Time, p.Threads); !strings.HasPrefix(hash, want) {
-		t.Errorf("default hasher made %q, want the prefix %q", hash, want)
+	// Production hashes with the server's parameters, not the tests':
+	// the defaults, or the config's password_hash settings.
+	for _, tc := range []struct {
+		app  *App
+		want caddyauth.Argon2Params
+	}{
+		{new(App), caddyauth.DefaultArgon2Params},
+		{&App{PasswordHash: &PasswordHashConfig{Memory: 8 << 20, Time: 2, Threads: 1}}, caddyauth.Argon2Params{Memory: 8 << 10, Time: 2, Threads: 1}},
+	} {
+		h, err := (cliOptions{}).hasher(tc.app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := h.Hash(t.Context(), "any-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := tc.want
+		if want := fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$", p.Memory, p.Time, p.Threads); !strings.HasPrefix(hash, want) {
+			t.Errorf("default hasher made %q, want the prefix %q", hash, want)
+		}
 	}
 	f := newFixture(t)
 	out := runTree(t, gh, "", "user", "list", "--config", f.caddyfile).ok(t)

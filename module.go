@@ -63,6 +63,11 @@ type App struct {
 	// Longest password accepted, in characters, at most 1024. Default: 1024.
 	PasswordMaxLength int `json:"password_max_length,omitempty"`
 
+	// The argon2id cost of password hashes, and how many may run and wait
+	// at once (the bound on the memory hashing takes). Default: 64 MiB, 3
+	// passes, 4 lanes; one hash per CPU, 32 waiting per CPU for up to 3s.
+	PasswordHash *PasswordHashConfig `json:"password_hash,omitempty"`
+
 	// Whether users must verify their email before they can log in.
 	// Default: false.
 	RequireVerified bool `json:"require_verified,omitempty"`
@@ -106,8 +111,13 @@ type App struct {
 	// Whether registering mails a verification link. Default: true.
 	VerifyOnRegister *bool `json:"verify_on_register,omitempty"`
 
+	// The brute-force limits on logins, password resets and
+	// verifications. Default: on, with the defaults of LoginLimit.
+	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
+
 	service *caddyauth.Service
 	poolKey string
+	hashKey string
 	logger  *zap.Logger
 	mail    *mailDelivery
 }
@@ -118,6 +128,48 @@ type DatabaseConfig struct {
 	Driver string `json:"driver,omitempty"`
 	// The SQLite file. Placeholders are expanded.
 	Path string `json:"path,omitempty"`
+}
+
+// LoginLimit is the brute-force regulation. Failed logins are counted
+// per account and per client address (Caddy's resolved client IP: the
+// peer, or what a proxy listed in the server's trusted_proxies reported;
+// an IPv6 client by its /64) within Window. An account that reaches
+// Account failures is locked for Ban: its logins fail as with a wrong
+// password, even with the right one, and its owner gets a mail. An
+// address that reaches IP failures is banned for Ban: its logins, resets
+// and verifications get 429 with Retry-After. Bad reset and verify tokens
+// count against the address. The counts are kept in the database, so
+// they hold across restarts and across instances sharing it.
+type LoginLimit struct {
+	// Turns the limits off (not recommended).
+	Off bool `json:"off,omitempty"`
+	// Failed logins per account within the window. Default: 10.
+	Account int `json:"account,omitempty"`
+	// Failures per client address within the window. Default: 50.
+	IP int `json:"ip,omitempty"`
+	// The window failures are counted in. Default: 15m.
+	Window caddy.Duration `json:"window,omitempty"`
+	// How long a lock or a ban lasts. Default: 15m.
+	Ban caddy.Duration `json:"ban,omitempty"`
+}
+
+func (l *LoginLimit) validate() error {
+	if l == nil {
+		return nil
+	}
+	if l.Account < 0 || l.IP < 0 || l.Window < 0 || l.Ban < 0 {
+		return errors.New("login_limit: values must not be negative")
+	}
+	return nil
+}
+
+// core is the limit as the core takes it.
+func (l *LoginLimit) core() caddyauth.LoginLimit {
+	if l == nil {
+		return caddyauth.LoginLimit{}
+	}
+	return caddyauth.LoginLimit{Off: l.Off, Account: l.Account, IP: l.IP,
+		Window: time.Duration(l.Window), Ban: time.Duration(l.Ban)}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -143,7 +195,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	fail := func(err error) error {
 		_, _ = storePool.Delete(key)
 		a.poolKey = ""
+		if a.hashKey != "" {
+			_, _ = hasherPool.Delete(a.hashKey)
+			a.hashKey = ""
+		}
 		return err
+	}
+	hasher, err := a.openHasher()
+	if err != nil {
+		return fail(err)
 	}
 	if a.mail, err = newMailDelivery(a.Mail, shared.store, ctx.Slogger()); err != nil {
 		return fail(err)
@@ -164,7 +224,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// The audit log has its own logger name, gatehouse.audit, so that a
 	// `log` block can keep it apart (include gatehouse.audit).
 	hooks.audit = slog.New(zapslog.NewHandler(a.logger.Named("audit").Core(), zapslog.WithName(a.logger.Name()+".audit")))
-	svc, err := a.newService(ctx, shared.store, shared.cache, shared.hasher, ctx.Slogger(), hooks)
+	svc, err := a.newService(ctx, shared.store, shared.cache, hasher, ctx.Slogger(), hooks)
 	if err != nil {
 		return fail(err)
 	}
@@ -235,6 +295,9 @@ func (a *App) Validate() error {
 		a.PasswordMaxLength > 0 && a.PasswordMaxLength < max(a.PasswordMinLength, caddyauth.DefaultPasswordMinLength) {
 		return fmt.Errorf("password_max_length: %d is out of range (from password_min_length to %d)", a.PasswordMaxLength, caddyauth.MaxPasswordLength)
 	}
+	if _, err := a.PasswordHash.hasherConfig(); err != nil {
+		return err
+	}
 	if a.SessionLifetime < 0 || a.SessionIdle < 0 {
 		return errors.New("session_lifetime and session_idle must not be negative")
 	}
@@ -251,6 +314,9 @@ func (a *App) Validate() error {
 		return errors.New("reset_token_lifetime and verify_token_lifetime must not be negative")
 	}
 	if err := a.MailLimit.validate(); err != nil {
+		return err
+	}
+	if err := a.LoginLimit.validate(); err != nil {
 		return err
 	}
 	return a.Mail.validate()
@@ -303,6 +369,7 @@ func (a *App) newService(ctx context.Context, st store.Store, cache *caddyauth.S
 		ResetTokenLifetime:     time.Duration(a.ResetTokenLifetime),
 		VerifyTokenLifetime:    time.Duration(a.VerifyTokenLifetime),
 		MailLimit:              limit,
+		LoginLimit:             a.LoginLimit.core(),
 		VerifyOnRegister:       a.VerifyOnRegister == nil || *a.VerifyOnRegister,
 		OnMailQueued:           hooks.onMailQueued,
 		OnEvent:                hooks.onEvent,
@@ -332,9 +399,12 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases this config's hold on the shared store; the last
-// config to let go closes it.
+// Cleanup releases this config's hold on the shared store and hasher;
+// the last config to let go of the store closes it.
 func (a *App) Cleanup() error {
+	if a.hashKey != "" {
+		_, _ = hasherPool.Delete(a.hashKey)
+	}
 	if a.poolKey == "" {
 		return nil
 	}
@@ -348,13 +418,12 @@ func (a *App) Cleanup() error {
 // no request or session is dropped.
 var storePool = caddy.NewUsagePool()
 
-// sharedStore is what is pooled: the store, the session cache that sits
-// in front of it, and the password hasher whose concurrency limit must be
-// one per process, not one per config.
+// sharedStore is what is pooled: the store and the session cache that
+// sits in front of it. (The password hasher has its own pool, hasherPool,
+// keyed by its settings.)
 type sharedStore struct {
-	store  store.Store
-	cache  *caddyauth.SessionCache
-	hasher *caddyauth.Hasher
+	store store.Store
+	cache *caddyauth.SessionCache
 }
 
 // Destruct closes the store when no config uses it any longer.
@@ -367,7 +436,7 @@ func openShared(path string) (*sharedStore, string, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &sharedStore{store: st, cache: caddyauth.NewSessionCache(), hasher: newHasher()}, nil
+		return &sharedStore{store: st, cache: caddyauth.NewSessionCache()}, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -384,12 +453,6 @@ func openStore(ctx context.Context, path string) (store.Store, error) {
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
 	}
 	return st, nil
-}
-
-// newHasher returns a password hasher with the production parameters and
-// one hash per CPU at a time.
-func newHasher() *caddyauth.Hasher {
-	return caddyauth.NewHasher(caddyauth.DefaultArgon2Params, 0, rand.Reader)
 }
 
 // validToken: an RFC 7230 token, as cookie and header names must be.

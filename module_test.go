@@ -3,6 +3,9 @@ package gatehouse
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestAppValidate: options that parse but cannot work are refused when
@@ -32,6 +35,20 @@ func TestAppValidate(t *testing.T) {
 		{"mail neither", func(a *App) { a.Mail = &MailConfig{} }, "name a directory"},
 		{"mail bad url", func(a *App) { a.Mail = &MailConfig{SMTP: "http://h", From: "a@b.c"} }, "smtp://"},
 		{"mail bad from", func(a *App) { a.Mail = &MailConfig{SMTP: "smtp://h:25", From: "nobody"} }, "from"},
+		{"password_hash empty", func(a *App) { a.PasswordHash = &PasswordHashConfig{} }, ""},
+		{"password_hash all set", func(a *App) {
+			a.PasswordHash = &PasswordHashConfig{Memory: 1 << 30, Time: 64, Threads: 255, Concurrency: 1, Queue: 1, Wait: caddy.Duration(time.Second)}
+		}, ""},
+		{"password_hash memory 8 MiB", func(a *App) { a.PasswordHash = &PasswordHashConfig{Memory: 8 << 20} }, ""},
+		{"password_hash memory under 8 MiB", func(a *App) { a.PasswordHash = &PasswordHashConfig{Memory: 8<<20 - 1} }, "password_hash: memory"},
+		{"password_hash memory negative", func(a *App) { a.PasswordHash = &PasswordHashConfig{Memory: -1} }, "password_hash: memory"},
+		{"password_hash memory over 1 GiB", func(a *App) { a.PasswordHash = &PasswordHashConfig{Memory: 1<<30 + 1024} }, "password_hash: memory"},
+		{"password_hash time", func(a *App) { a.PasswordHash = &PasswordHashConfig{Time: 65} }, "password_hash: time"},
+		{"password_hash time negative", func(a *App) { a.PasswordHash = &PasswordHashConfig{Time: -1} }, "password_hash: time"},
+		{"password_hash threads", func(a *App) { a.PasswordHash = &PasswordHashConfig{Threads: 256} }, "password_hash: threads"},
+		{"password_hash concurrency", func(a *App) { a.PasswordHash = &PasswordHashConfig{Concurrency: -1} }, "password_hash: concurrency"},
+		{"password_hash queue", func(a *App) { a.PasswordHash = &PasswordHashConfig{Queue: -1} }, "password_hash: queue"},
+		{"password_hash wait", func(a *App) { a.PasswordHash = &PasswordHashConfig{Wait: -1} }, "password_hash: wait"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -113,13 +114,17 @@ func (s *Service) Register(ctx context.Context, email, password, fullName string
 	if s.registrationClosed {
 		return nil, ErrRegistrationClosed
 	}
-	u, err := s.CreateUser(ctx, NewUser{Email: email, Password: password, FullName: fullName, IsActive: true})
+	u, err := s.createUser(ctx, NewUser{Email: email, Password: password, FullName: fullName, IsActive: true})
 	if errors.Is(err, ErrEmailTaken) {
+		// Which address was tried stays out of the log, as every address
+		// does; many of these from one ip is someone probing for accounts.
+		s.audit(ctx, AuditRegister, OutcomeUserExists, "", clientFrom(ctx).IP)
 		return nil, ErrUserExists
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.audit(ctx, AuditRegister, OutcomeSuccess, u.ID, clientFrom(ctx).IP)
 	if s.verifyOnRegister {
 		if _, err := s.sendToken(ctx, u, store.PurposeVerifyEmail, MailVerify, links.Verify, s.verifyLifetime); err != nil {
 			s.log.ErrorContext(ctx, "queueing the verification mail of a new account", "user_id", u.ID, "error", err)
@@ -129,10 +134,23 @@ func (s *Service) Register(ctx context.Context, email, password, fullName string
 	return u, nil
 }
 
-// CreateUser creates an account with the given attributes (the CLI and
-// Register use it). The password must satisfy the policy; ErrEmailTaken
-// when the email is in use.
+// CreateUser creates an account with the given attributes, a privileged
+// act (the CLI). The password must satisfy the policy; ErrEmailTaken when
+// the email is in use.
 func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*store.User, error) {
+	u, err := s.createUser(ctx, nu)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, AuditUserCreate, OutcomeSuccess, u.ID, clientFrom(ctx).IP,
+		slog.Bool("is_active", u.IsActive), slog.Bool("is_superuser", u.IsSuperuser),
+		slog.Bool("is_verified", u.IsVerified), rolesAttr(u.Roles))
+	return u, nil
+}
+
+// createUser is CreateUser without an audit entry (Register writes its
+// own).
+func (s *Service) createUser(ctx context.Context, nu NewUser) (*store.User, error) {
 	email, err := NormalizeEmail(nu.Email)
 	if err != nil {
 		return nil, err
@@ -232,6 +250,7 @@ type UserPatch struct {
 // stolen session alone must not be enough to take the account over.
 // A password change ends the user's other sessions, keeping p's.
 func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch) (*store.User, error) {
+	ctx = actingAs(ctx, p)
 	u, err := s.User(ctx, p.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthenticated
@@ -251,6 +270,7 @@ func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch)
 			return nil, err
 		}
 		if !ok {
+			s.auditWrongCurrent(ctx, p.UserID, patch)
 			return nil, errWrongCurrentPassword
 		}
 		// The proof is for the password as it was read: if it changed
@@ -263,10 +283,35 @@ func (s *Service) UpdateSelf(ctx context.Context, p *Principal, patch UserPatch)
 			return nil
 		}
 	}
-	return s.update(ctx, u, patch, p.SessionID, unchanged)
+	u, ch, err := s.apply(ctx, u, patch, p.SessionID, unchanged)
+	if errors.Is(err, errWrongCurrentPassword) {
+		s.auditWrongCurrent(ctx, p.UserID, patch)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ip := clientFrom(ctx).IP
+	if slices.Contains(ch.fields, "password") {
+		s.audit(ctx, AuditPasswordChange, OutcomeSuccess, u.ID, ip, slog.Int("sessions_ended", ch.sessionsEnded))
+	}
+	if slices.Contains(ch.fields, "email") {
+		s.audit(ctx, AuditEmailChange, OutcomeSuccess, u.ID, ip)
+	}
+	return u, nil
 }
 
 var errWrongCurrentPassword = &PasswordError{Reason: "Current password is incorrect"}
+
+// auditWrongCurrent records a change refused for a wrong current
+// password: one attempt, one entry, under the password's event when the
+// request would have changed it, else the email's.
+func (s *Service) auditWrongCurrent(ctx context.Context, userID string, patch UserPatch) {
+	event := AuditEmailChange
+	if patch.Password != nil {
+		event = AuditPasswordChange
+	}
+	s.audit(ctx, event, OutcomeWrongCurrentPassword, userID, clientFrom(ctx).IP)
+}
 
 // UpdateUser applies a privileged change (PATCH /users/{id}, the CLI):
 // every field may be set. keepSession is the session making the change,
@@ -276,35 +321,100 @@ func (s *Service) UpdateUser(ctx context.Context, id string, patch UserPatch, ke
 	if err != nil {
 		return nil, err
 	}
-	return s.update(ctx, u, patch, keepSession, nil)
+	u, ch, err := s.apply(ctx, u, patch, keepSession, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The names of the fields that changed, and the new values of those
+	// that grant or withhold access; a new password or email by name
+	// only.
+	attrs := []slog.Attr{slog.Any("fields", ch.fields)}
+	for _, f := range ch.fields {
+		switch f {
+		case "is_active":
+			attrs = append(attrs, slog.Bool(f, u.IsActive))
+		case "is_superuser":
+			attrs = append(attrs, slog.Bool(f, u.IsSuperuser))
+		case "is_verified":
+			attrs = append(attrs, slog.Bool(f, u.IsVerified))
+		case "roles":
+			attrs = append(attrs, rolesAttr(u.Roles))
+		}
+	}
+	if ch.revoked {
+		attrs = append(attrs, slog.Int("sessions_ended", ch.sessionsEnded))
+	}
+	s.audit(ctx, AuditUserUpdate, OutcomeSuccess, u.ID, clientFrom(ctx).IP, attrs...)
+	return u, nil
 }
 
-// update applies patch in fastapi-users' field order (password, email,
+// rolesAttr is the roles attribute of the audit log: a list, empty rather
+// than null.
+func rolesAttr(roles []string) slog.Attr {
+	return slog.Any("roles", append([]string{}, roles...))
+}
+
+// change is what an update did, for the audit log.
+type change struct {
+	fields        []string // JSON names of the fields whose value changed ("password" for a new one)
+	revoked       bool     // the change ended sessions by implication
+	sessionsEnded int
+}
+
+// changedFields lists the fields that differ from before to after, in the
+// order of update.
+func changedFields(before, after *store.User, newPassword bool) []string {
+	fields := []string{}
+	add := func(name string, changed bool) {
+		if changed {
+			fields = append(fields, name)
+		}
+	}
+	add("password", newPassword)
+	add("email", after.Email != before.Email)
+	add("is_active", after.IsActive != before.IsActive)
+	add("is_superuser", after.IsSuperuser != before.IsSuperuser)
+	add("is_verified", after.IsVerified != before.IsVerified)
+	add("full_name", after.FullName != before.FullName)
+	add("roles", !slices.Equal(after.Roles, before.Roles))
+	return fields
+}
+
+// update applies patch and writes no audit entry (its callers write
+// theirs); see apply.
+func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch, keepSession string, check func(*store.User) error) (*store.User, error) {
+	u, _, err := s.apply(ctx, read, patch, keepSession, check)
+	return u, err
+}
+
+// apply applies patch in fastapi-users' field order (password, email,
 // is_active, is_superuser, is_verified), so that with several faults the
 // same one is reported. read is the user as read before; check, if not
-// nil, vets the user as stored at the moment of writing.
+// nil, vets the user as stored at the moment of writing. It reports what
+// changed; the sessions it ends by implication write no audit entry.
 //
 // Inputs are validated and the password hashed first, outside the store's
 // transaction (hashing takes a tenth of a second). The fields are then
 // applied to the row as it is at the moment of writing, in one
 // transaction, so that a concurrent change (an admin deactivating the
 // user while they change their name) is never undone.
-func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch, keepSession string, check func(*store.User) error) (*store.User, error) {
+func (s *Service) apply(ctx context.Context, read *store.User, patch UserPatch, keepSession string, check func(*store.User) error) (*store.User, change, error) {
+	var ch change
 	if patch.Email != nil {
 		email, err := NormalizeEmail(*patch.Email)
 		if err != nil {
-			return nil, err
+			return nil, ch, err
 		}
 		patch.Email = &email
 	}
 	if patch.FullName != nil {
 		if err := ValidateFullName("full_name", *patch.FullName); err != nil {
-			return nil, err
+			return nil, ch, err
 		}
 	}
 	if patch.Roles != nil {
 		if err := ValidateRoles("roles", *patch.Roles); err != nil {
-			return nil, err
+			return nil, ch, err
 		}
 	}
 	var newHash string
@@ -314,11 +424,11 @@ func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch,
 			email = *patch.Email
 		}
 		if err := s.policy.Check(*patch.Password, email); err != nil {
-			return nil, err
+			return nil, ch, err
 		}
 		var err error
 		if newHash, err = s.hasher.Hash(ctx, *patch.Password); err != nil {
-			return nil, err
+			return nil, ch, err
 		}
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
@@ -328,6 +438,7 @@ func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch,
 				return err
 			}
 		}
+		before := *u
 		if newHash != "" {
 			u.HashedPassword = newHash
 		}
@@ -351,18 +462,19 @@ func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch,
 		if patch.Roles != nil {
 			u.Roles = normalizeRoles(*patch.Roles)
 		}
+		ch.fields = changedFields(&before, u, newHash != "")
 		u.UpdatedAt = now
 		return nil
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return nil, ErrEmailTaken
+		return nil, ch, ErrEmailTaken
 	}
 	if err != nil {
 		var pe *PasswordError
 		if errors.As(err, &pe) {
-			return nil, err
+			return nil, ch, err
 		}
-		return nil, storeErr("storing user", err)
+		return nil, ch, storeErr("storing user", err)
 	}
 	// Cached principals carry the old attributes: forget them all.
 	s.cache.dropUser(u.ID)
@@ -370,35 +482,41 @@ func (s *Service) update(ctx context.Context, read *store.User, patch UserPatch,
 	// changed, verify links once the address has.
 	if newHash != "" {
 		if _, err := s.store.DeleteUserTokens(ctx, u.ID, store.PurposeResetPassword); err != nil {
-			return nil, storeErr("voiding reset tokens", err)
+			return nil, ch, storeErr("voiding reset tokens", err)
 		}
 	}
 	if u.Email != read.Email {
 		if _, err := s.store.DeleteUserTokens(ctx, u.ID, store.PurposeVerifyEmail); err != nil {
-			return nil, storeErr("voiding verify tokens", err)
+			return nil, ch, storeErr("voiding verify tokens", err)
 		}
 	}
 	switch {
 	case !u.IsActive:
 		// Deactivation ends every session, the caller's own included.
-		if _, err := s.RevokeUserSessions(ctx, u.ID, ""); err != nil {
-			return nil, err
+		ch.revoked = true
+		if ch.sessionsEnded, err = s.revokeUserSessions(ctx, u.ID, ""); err != nil {
+			return nil, ch, err
 		}
 	case patch.Password != nil:
-		if _, err := s.RevokeUserSessions(ctx, u.ID, keepSession); err != nil {
-			return nil, err
+		ch.revoked = true
+		if ch.sessionsEnded, err = s.revokeUserSessions(ctx, u.ID, keepSession); err != nil {
+			return nil, ch, err
 		}
 	}
-	return u, nil
+	return u, ch, nil
 }
 
-// DeleteUser removes an account and, with it, all its sessions.
+// DeleteUser removes an account and, with it, all its sessions (a
+// privileged act: /users/{id}, the CLI).
 func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	s.cache.dropUser(id)
 	defer s.cache.dropUser(id)
 	if err := s.store.DeleteUser(ctx, id); err != nil {
 		return storeErr("deleting user", err)
 	}
+	// The user's sessions went with the account: this entry stands for
+	// their end too.
+	s.audit(ctx, AuditUserDelete, OutcomeSuccess, id, clientFrom(ctx).IP)
 	return nil
 }
 

@@ -3,7 +3,6 @@ package caddyauth_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -182,7 +181,7 @@ func newEnv(tb testing.TB, tweak func(*caddyauth.Options)) *env {
 	opts := caddyauth.Options{
 		Store:  counter,
 		Secret: testSecret,
-		Hasher: caddyauth.NewHasher(cheapParams, 0, rand.Reader),
+		Hasher: cheapHasher(tb),
 		Now:    clock.Now,
 	}
 	if tweak != nil {

@@ -20,6 +20,7 @@ type keys struct {
 	cookieBlock []byte // securecookie encryption (AES-256)
 	csrf        []byte // HMAC binding a form's CSRF token to its cookie
 	outbox      []byte // AES-256-GCM of queued mail bodies, which carry tokens
+	limits      []byte // HMAC of the keys of the brute-force counters
 }
 
 func deriveKeys(secret []byte) (keys, error) {
@@ -48,6 +49,9 @@ func deriveKeys(secret []byte) (keys, error) {
 		return k, err
 	}
 	if k.outbox, err = derive("outbox"); err != nil {
+		return k, err
+	}
+	if k.limits, err = derive("limits"); err != nil {
 		return k, err
 	}
 	return k, nil

@@ -18,20 +18,21 @@ import (
 const (
 	MailVerify = "verify"
 	MailReset  = "reset"
+	MailLocked = "locked" // the notice of a lock after failed logins; Link is the forgot-password page, or ""
 )
 
-var mailKinds = []string{MailVerify, MailReset}
+var mailKinds = []string{MailVerify, MailReset, MailLocked}
 
 //go:embed templates/*
 var embeddedTemplates embed.FS
 
 // MailData is what a mail template sees.
 type MailData struct {
-	Link      string // the page that takes the token: …/auth/verify?token=… or …/auth/reset-password?token=…
+	Link      string // the page that takes the token: …/auth/verify?token=… or …/auth/reset-password?token=…; for a lockout notice, the forgot-password page or ""
 	Email     string // the recipient
 	Name      string // their full name, if any
 	Site      string // the host the links point to
-	ExpiresIn string // how long the link works, in words ("1 hour")
+	ExpiresIn string // how long the link works, in words ("1 hour"); for a lockout notice, how long the lock lasts
 }
 
 // Templates are the mail templates: the embedded ones, each replaceable
@@ -84,7 +85,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 		for _, e := range entries {
 			name := e.Name()
 			if (strings.HasSuffix(name, ".txt") || strings.HasSuffix(name, ".html")) && !known[name] {
-				return nil, fmt.Errorf("mail templates: %s is not the name of a mail template (verify.*, reset.*)", name)
+				return nil, fmt.Errorf("mail templates: %s is not the name of a mail template (verify.*, reset.*, locked.*)", name)
 			}
 		}
 	}

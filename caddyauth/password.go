@@ -9,10 +9,12 @@ import (
 	"io"
 	"runtime"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/semaphore"
 )
 
 // Argon2Params are the argon2id cost parameters (RFC 9106).
@@ -40,38 +42,198 @@ const (
 	maxBcryptCost = 16
 )
 
+// Defaults of the hashing queue.
+const (
+	// DefaultHashQueuePerSlot is how many callers may wait per hashing
+	// slot. One argon2id hash with DefaultArgon2Params takes about 80 to
+	// 150 ms on current x86 machines, so a slot serves some 20 to 40
+	// hashes within DefaultHashWait: a queue of this depth holds about
+	// what the slots can clear before its last waiter would give up, so
+	// a burst that can be served in time is not refused, and a flood
+	// beyond it is refused at once instead of after a wait that would
+	// fail anyway. A waiter costs a goroutine and a connection, not
+	// hashing memory.
+	DefaultHashQueuePerSlot = 32
+	// DefaultHashWait is the longest a caller waits for a slot: long
+	// enough to ride out a burst (dozens of hashes per slot), short
+	// enough that a person at a login form or a client with a 10 s
+	// timeout gets a prompt 503 and Retry-After instead of a hang.
+	DefaultHashWait = 3 * time.Second
+)
+
+// HasherConfig is the cost of new hashes and the bound on the work and
+// memory that hashing may take at once. The zero value is production.
+type HasherConfig struct {
+	// Params are the argon2id cost of new hashes. Zero: DefaultArgon2Params.
+	Params Argon2Params
+	// Concurrency is how many hashes run at once. 0 or less: GOMAXPROCS
+	// (the CPUs this process may use).
+	Concurrency int
+	// Queue is how many callers may wait for a slot; the next one is
+	// refused at once. 0 or less: DefaultHashQueuePerSlot × Concurrency.
+	Queue int
+	// Wait is how long a caller waits for a slot before it is refused.
+	// 0 or less: DefaultHashWait.
+	Wait time.Duration
+}
+
+// WithDefaults returns c with its zero fields set to their defaults, as
+// NewHasher uses it.
+func (c HasherConfig) WithDefaults() HasherConfig {
+	if c.Params == (Argon2Params{}) {
+		c.Params = DefaultArgon2Params
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.Queue <= 0 {
+		c.Queue = DefaultHashQueuePerSlot * c.Concurrency
+	}
+	if c.Wait <= 0 {
+		c.Wait = DefaultHashWait
+	}
+	return c
+}
+
+// Validate reports parameters that RFC 9106 forbids or that Verify would
+// refuse to read back (so that no hash made here is unreadable here).
+func (p Argon2Params) Validate() error {
+	switch {
+	case p.Threads < 1:
+		return errors.New("argon2id threads must be at least 1")
+	case p.Time < 1 || p.Time > maxArgon2Time:
+		return fmt.Errorf("argon2id time %d is out of range (1 to %d)", p.Time, maxArgon2Time)
+	case p.Memory < 8*uint32(p.Threads) || p.Memory > maxArgon2Memory:
+		return fmt.Errorf("argon2id memory %d KiB is out of range (8 × threads to %d KiB)", p.Memory, maxArgon2Memory)
+	}
+	return nil
+}
+
 // Hasher hashes passwords with argon2id and verifies argon2id and bcrypt
-// hashes. At most Concurrency hashes run at once: each argon2id run holds
-// Params.Memory KiB, so the bound on memory is Concurrency × Memory.
+// hashes, behind a bounded queue.
+//
+// Memory is the resource to protect: each argon2id run allocates its m
+// KiB afresh. The hasher has Concurrency slots of Params.Memory each; a
+// hash takes one slot, or as many as its memory needs when a stored hash
+// has a larger m (at most all of them: such a hash runs alone). So the
+// memory held by running hashes stays within MemoryBound, whatever is
+// stored. Callers that find no free slot wait in a queue of at most Queue
+// places, first come first served, for at most Wait; a caller that finds
+// the queue full, or waits in vain, gets a *RetryError with Busy set (503
+// with Retry-After), never an unbounded pile-up of allocations.
 type Hasher struct {
-	params Argon2Params
-	rand   io.Reader
-	slots  chan struct{}
-
-	dummyOnce sync.Once
-	dummy     string
+	cfg     HasherConfig
+	rand    io.Reader
+	slots   *semaphore.Weighted
+	waiting atomic.Int64
+	// hashTime is a moving average of one hash's duration, in
+	// nanoseconds (0 until the first): with it a caller that the slots
+	// could not serve within Wait is refused at once, rather than after
+	// waiting in vain, so the queue's real depth follows the machine.
+	hashTime atomic.Int64
+	// dummy is what VerifyDummy verifies against: the current parameters,
+	// a zero salt and a zero key. No password is known to hash to it, and
+	// it does not matter: its only use is to cost what a real
+	// verification costs. It needs no hashing to make, so that making it
+	// neither waits in the queue nor can fail under load.
+	dummy string
 }
 
-// NewHasher returns a hasher with the given parameters, reading salts from
-// rand. concurrency ≤ 0 means one hash per CPU.
-func NewHasher(params Argon2Params, concurrency int, rand io.Reader) *Hasher {
-	if concurrency <= 0 {
-		concurrency = runtime.GOMAXPROCS(0)
+// NewHasher returns a hasher for cfg (zero fields take their defaults),
+// reading salts from rand. It refuses parameters that Argon2Params.Validate
+// refuses.
+func NewHasher(cfg HasherConfig, rand io.Reader) (*Hasher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Params.Validate(); err != nil {
+		return nil, err
 	}
-	return &Hasher{params: params, rand: rand, slots: make(chan struct{}, concurrency)}
+	return &Hasher{
+		cfg:   cfg,
+		rand:  rand,
+		slots: semaphore.NewWeighted(int64(cfg.Concurrency)),
+		dummy: encodeArgon2(cfg.Params, make([]byte, argon2SaltLength), make([]byte, argon2KeyLength)),
+	}, nil
 }
 
-// acquire waits for a hashing slot or for ctx to end.
-func (h *Hasher) acquire(ctx context.Context) error {
-	select {
-	case h.slots <- struct{}{}:
+// Config returns the hasher's configuration, defaults filled in.
+func (h *Hasher) Config() HasherConfig { return h.cfg }
+
+// MemoryBound is the most memory, in bytes, that the hashes running at
+// once may hold: Concurrency × Params.Memory. The one exception is a
+// stored hash whose own m is larger than that: it runs alone, with its m
+// (at most 1 GiB, the most Verify reads). The Go runtime keeps freed
+// memory for a while, so the process's resident size may exceed this;
+// the README gives measured figures.
+func (h *Hasher) MemoryBound() uint64 {
+	return uint64(h.cfg.Concurrency) * uint64(h.cfg.Params.Memory) * 1024
+}
+
+// slotsFor is the number of slots a hash of memory KiB takes: enough
+// slots of Params.Memory each to hold it, at least one, at most all.
+func (h *Hasher) slotsFor(memory uint32) int64 {
+	n := (int64(memory) + int64(h.cfg.Params.Memory) - 1) / int64(h.cfg.Params.Memory)
+	return min(max(n, 1), int64(h.cfg.Concurrency))
+}
+
+// acquire takes n slots. With none free it waits in the queue, if there
+// is a place, until the slots are free, Wait passes (a busy RetryError)
+// or ctx ends (ctx's error). A caller that stops waiting leaves the queue
+// at once, so a client that hangs up frees its place.
+func (h *Hasher) acquire(ctx context.Context, n int64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting to hash: %w", err)
+	}
+	// TryAcquire fails while anyone is queued, so a newcomer never
+	// overtakes a waiter.
+	if h.slots.TryAcquire(n) {
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting to hash: %w", ctx.Err())
+	}
+	if pos := h.waiting.Add(1); pos > int64(h.cfg.Queue) || h.servedTooLate(pos) {
+		h.waiting.Add(-1)
+		return h.busy()
+	}
+	defer h.waiting.Add(-1)
+	wctx, cancel := context.WithTimeout(ctx, h.cfg.Wait)
+	defer cancel()
+	if err := h.slots.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting to hash: %w", ctx.Err())
+		}
+		return h.busy()
+	}
+	return nil
+}
+
+// servedTooLate reports whether the caller at place pos of the queue
+// would likely still be waiting at Wait: the slots serve the queue
+// Concurrency at a time, each round taking about one hash.
+func (h *Hasher) servedTooLate(pos int64) bool {
+	avg := h.hashTime.Load()
+	if avg == 0 {
+		return false
+	}
+	rounds := (pos + int64(h.cfg.Concurrency) - 1) / int64(h.cfg.Concurrency)
+	return time.Duration(rounds*avg) > h.cfg.Wait
+}
+
+// observe adds the duration of one hash to the moving average (weight
+// 1/8, so a change of load shows within a few dozen hashes).
+func (h *Hasher) observe(d time.Duration) {
+	for {
+		old := h.hashTime.Load()
+		avg := int64(d)
+		if old != 0 {
+			avg = old + (int64(d)-old)/8
+		}
+		if h.hashTime.CompareAndSwap(old, avg) {
+			return
+		}
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+// busy is the refusal of a caller that found no slot in time. Retry-After
+// is the wait: the queue is sized to drain in about that long.
+func (h *Hasher) busy() error { return &RetryError{Busy: true, RetryAfter: h.cfg.Wait} }
 
 // Hash returns the PHC string of an argon2id hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
@@ -79,41 +241,54 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if _, err := io.ReadFull(h.rand, salt); err != nil {
 		return "", fmt.Errorf("reading salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquire(ctx, 1); err != nil {
 		return "", err
 	}
-	defer h.release()
-	p := h.params
+	defer h.slots.Release(1)
+	p := h.cfg.Params
+	start := time.Now()
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, argon2KeyLength)
+	h.observe(time.Since(start))
 	return encodeArgon2(p, salt, key), nil
 }
 
 // Verify reports whether password matches the stored hash, and whether
 // the hash should be replaced (bcrypt, or argon2id with other parameters).
-// An unrecognised or malformed hash never matches.
+// An unrecognised or malformed hash never matches, and costs nothing. The
+// only errors are those of the queue: a *RetryError, or ctx's error.
 func (h *Hasher) Verify(ctx context.Context, password, hash string) (ok, rehash bool, err error) {
-	if err := h.acquire(ctx); err != nil {
-		return false, false, err
-	}
-	defer h.release()
 	switch {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		p, salt, key, perr := decodeArgon2(hash)
 		if perr != nil {
 			return false, false, nil
 		}
+		n := h.slotsFor(p.Memory)
+		if err := h.acquire(ctx, n); err != nil {
+			return false, false, err
+		}
+		defer h.slots.Release(n)
+		start := time.Now()
 		got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+		if p == h.cfg.Params {
+			// Only hashes of the current cost say how fast the queue moves.
+			h.observe(time.Since(start))
+		}
 		// Constant-time, so the comparison does not tell an attacker how
 		// many leading bytes of a guess were right.
 		ok = subtle.ConstantTimeCompare(got, key) == 1
-		return ok, ok && p != h.params, nil
+		return ok, ok && p != h.cfg.Params, nil
 	case isBcrypt(hash):
 		// bcrypt compares in constant time itself. Hashes made by
 		// fastapi-users ≤ v12 (passlib) are bcrypt; they are upgraded on
-		// a successful login.
+		// a successful login. bcrypt needs 4 KiB: one slot is plenty.
 		if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost > maxBcryptCost {
 			return false, false, nil
 		}
+		if err := h.acquire(ctx, 1); err != nil {
+			return false, false, err
+		}
+		defer h.slots.Release(1)
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
 		return err == nil, err == nil, nil
 	default:
@@ -124,14 +299,10 @@ func (h *Hasher) Verify(ctx context.Context, password, hash string) (ok, rehash 
 // VerifyDummy spends the time of one verification against a hash no
 // password matches. Login calls it for unknown users so that "no such
 // account" takes as long as "wrong password" and the timing does not
-// reveal which emails have accounts.
+// reveal which emails have accounts. It waits in the same queue as a real
+// verification and fails as one does when the server is busy, so a flood
+// of unknown emails neither skips the bound nor answers faster.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
-	h.dummyOnce.Do(func() {
-		// A hash of random bytes: no typed password can match it.
-		var b [32]byte
-		_, _ = io.ReadFull(h.rand, b[:])
-		h.dummy, _ = h.Hash(context.Background(), base64.RawStdEncoding.EncodeToString(b[:]))
-	})
 	_, _, err := h.Verify(ctx, password, h.dummy)
 	return err
 }

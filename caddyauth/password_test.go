@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -19,12 +22,32 @@ import (
 // implementation: unpadded standard base64, 16-byte salt, 32-byte key.
 var phcArgon2id = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
 
-func cheapHasher() *caddyauth.Hasher { return caddyauth.NewHasher(cheapParams, 0, rand.Reader) }
+// newHasher returns a hasher for cfg, failing the test if NewHasher
+// refuses it.
+func newHasher(tb testing.TB, cfg caddyauth.HasherConfig) *caddyauth.Hasher {
+	tb.Helper()
+	h, err := caddyauth.NewHasher(cfg, rand.Reader)
+	if err != nil {
+		tb.Fatalf("NewHasher(%+v): %v", cfg, err)
+	}
+	return h
+}
+
+// paramsHasher is newHasher with the parameters p and the default queue.
+func paramsHasher(tb testing.TB, p caddyauth.Argon2Params) *caddyauth.Hasher {
+	tb.Helper()
+	return newHasher(tb, caddyauth.HasherConfig{Params: p})
+}
+
+func cheapHasher(tb testing.TB) *caddyauth.Hasher {
+	tb.Helper()
+	return paramsHasher(tb, cheapParams)
+}
 
 func TestHasherArgon2idRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := cheapHasher()
+	h := cheapHasher(t)
 	hash, err := h.Hash(ctx, "hunter2 and more")
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +85,7 @@ func TestHasherArgon2idRoundTrip(t *testing.T) {
 func TestHasherArgon2CffiVector(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := caddyauth.NewHasher(caddyauth.DefaultArgon2Params, 0, rand.Reader)
+	h := paramsHasher(t, caddyauth.DefaultArgon2Params)
 
 	const cffi = "$argon2id$v=19$m=65536,t=3,p=4$MIIRqgvgQbgj220jfp0MPA$YfwJSVjtjSU0zzV/P3S9nnQ/USre2wvJMjfCIjrTQbg"
 	ok, rehash, err := h.Verify(ctx, "correct horse battery staple", cffi)
@@ -94,7 +117,7 @@ func TestHasherArgon2CffiVector(t *testing.T) {
 func TestHasherBcrypt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := cheapHasher()
+	h := cheapHasher(t)
 	raw, err := bcrypt.GenerateFromPassword([]byte("legacy password"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -116,16 +139,16 @@ func TestHasherBcrypt(t *testing.T) {
 func TestHasherOtherArgon2ParamsAskForRehash(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	old := caddyauth.NewHasher(caddyauth.Argon2Params{Memory: 128, Time: 2, Threads: 1}, 0, rand.Reader)
+	old := paramsHasher(t, caddyauth.Argon2Params{Memory: 128, Time: 2, Threads: 1})
 	hash, err := old.Hash(ctx, "some password")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, rehash, err := cheapHasher().Verify(ctx, "some password", hash)
+	ok, rehash, err := cheapHasher(t).Verify(ctx, "some password", hash)
 	if err != nil || !ok || !rehash {
 		t.Errorf("Verify(hash with other params) = %v, %v, %v; want true, true, nil", ok, rehash, err)
 	}
-	ok, rehash, _ = cheapHasher().Verify(ctx, "other password", hash)
+	ok, rehash, _ = cheapHasher(t).Verify(ctx, "other password", hash)
 	if ok || rehash {
 		t.Errorf("Verify(wrong password, other params) = %v, %v; want false, false", ok, rehash)
 	}
@@ -134,7 +157,7 @@ func TestHasherOtherArgon2ParamsAskForRehash(t *testing.T) {
 func TestHasherMalformedHashesNeverMatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	h := cheapHasher()
+	h := cheapHasher(t)
 	const pw = "the password"
 	good, err := h.Hash(ctx, pw)
 	if err != nil {
@@ -226,7 +249,7 @@ func mustHash(t *testing.T, h *caddyauth.Hasher, pw string) string {
 // "password" may match it.
 func FuzzVerifyHash(f *testing.F) {
 	ctx := context.Background()
-	h := cheapHasher()
+	h := cheapHasher(f)
 	good, err := h.Hash(ctx, "password")
 	if err != nil {
 		f.Fatal(err)
@@ -276,4 +299,290 @@ func expensive(hash string) bool {
 		return false
 	}
 	return uint64(m)*uint64(tm) > 4096
+}
+
+func TestHasherConfigDefaults(t *testing.T) {
+	t.Parallel()
+	got := caddyauth.HasherConfig{}.WithDefaults()
+	procs := runtime.GOMAXPROCS(0)
+	want := caddyauth.HasherConfig{
+		Params:      caddyauth.DefaultArgon2Params,
+		Concurrency: procs,
+		Queue:       caddyauth.DefaultHashQueuePerSlot * procs,
+		Wait:        caddyauth.DefaultHashWait,
+	}
+	if got != want {
+		t.Errorf("HasherConfig{}.WithDefaults() = %+v, want %+v", got, want)
+	}
+	set := caddyauth.HasherConfig{Params: cheapParams, Concurrency: 3, Queue: 5, Wait: time.Second}
+	if got := set.WithDefaults(); got != set {
+		t.Errorf("WithDefaults changed a complete config: %+v, want %+v", got, set)
+	}
+	h := newHasher(t, caddyauth.HasherConfig{Params: caddyauth.DefaultArgon2Params, Concurrency: 3})
+	if got, want := h.MemoryBound(), uint64(3*64<<20); got != want {
+		t.Errorf("MemoryBound() = %d, want 3 × 64 MiB = %d", got, want)
+	}
+	if got := h.Config().Queue; got != 3*caddyauth.DefaultHashQueuePerSlot {
+		t.Errorf("Config().Queue = %d, want %d", got, 3*caddyauth.DefaultHashQueuePerSlot)
+	}
+}
+
+// TestNewHasherRefusesBadParams: no hash made here may be one that Verify
+// cannot read back, nor one that RFC 9106 forbids.
+func TestNewHasherRefusesBadParams(t *testing.T) {
+	t.Parallel()
+	for name, p := range map[string]caddyauth.Argon2Params{
+		"threads 0":            {Memory: 64, Time: 1, Threads: 0},
+		"time 0":               {Memory: 64, Time: 0, Threads: 1},
+		"time 65":              {Memory: 64, Time: 65, Threads: 1},
+		"memory under 8×p KiB": {Memory: 31, Time: 1, Threads: 4},
+		"memory over 1 GiB":    {Memory: 1<<20 + 1, Time: 1, Threads: 1},
+	} {
+		if _, err := caddyauth.NewHasher(caddyauth.HasherConfig{Params: p}, rand.Reader); err == nil {
+			t.Errorf("%s: NewHasher(%+v) succeeded", name, p)
+		}
+	}
+	for _, p := range []caddyauth.Argon2Params{
+		{Memory: 32, Time: 1, Threads: 4}, {Memory: 1 << 20, Time: 64, Threads: 255}, caddyauth.DefaultArgon2Params,
+	} {
+		if _, err := caddyauth.NewHasher(caddyauth.HasherConfig{Params: p}, rand.Reader); err != nil {
+			t.Errorf("NewHasher(%+v): %v", p, err)
+		}
+	}
+}
+
+// waitForQueue returns once n callers wait in h's queue. It only polls:
+// the tests assert what happens, never how long it takes.
+func waitForQueue(t *testing.T, h *caddyauth.Hasher, n int) {
+	t.Helper()
+	for h.Waiting() != n {
+		if t.Context().Err() != nil {
+			t.Fatalf("the queue never held %d callers (holds %d)", n, h.Waiting())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// wantBusy fails unless err is the hasher's refusal: a busy RetryError
+// whose Retry-After is the configured wait.
+func wantBusy(t *testing.T, what string, err error, wait time.Duration) {
+	t.Helper()
+	var re *caddyauth.RetryError
+	if !errors.As(err, &re) || !re.Busy || re.RetryAfter != wait {
+		t.Errorf("%s: error %v, want a busy RetryError with RetryAfter %v", what, err, wait)
+	}
+}
+
+type hashResult struct {
+	hash string
+	err  error
+}
+
+// TestHasherQueueFullIsBusy: with one slot held and the one queue place
+// taken, every further caller (hash, verification, dummy verification)
+// is refused at once; the waiter gets the slot when it frees.
+func TestHasherQueueFullIsBusy(t *testing.T) {
+	t.Parallel()
+	const wait = time.Hour // never reached: the refusals must not wait
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 1, Queue: 1, Wait: wait})
+	ctx := t.Context()
+	stored := mustHash(t, h, "password")
+	bc, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	release, err := h.HoldSlot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan hashResult, 1)
+	go func() {
+		s, err := h.Hash(ctx, "password")
+		second <- hashResult{s, err}
+	}()
+	waitForQueue(t, h, 1)
+
+	_, err = h.Hash(ctx, "password")
+	wantBusy(t, "Hash", err, wait)
+	ok, rehash, err := h.Verify(ctx, "password", stored)
+	wantBusy(t, "Verify(argon2id)", err, wait)
+	if ok || rehash {
+		t.Errorf("a refused Verify answered ok=%v rehash=%v", ok, rehash)
+	}
+	_, _, err = h.Verify(ctx, "password", string(bc))
+	wantBusy(t, "Verify(bcrypt)", err, wait)
+	wantBusy(t, "VerifyDummy", h.VerifyDummy(ctx, "password"), wait)
+	// A hash that costs nothing takes no slot: refusing it would be an
+	// outage for no memory saved.
+	if ok, _, err := h.Verify(ctx, "password", "not a hash"); ok || err != nil {
+		t.Errorf("Verify(malformed) under load = %v, %v; want false, nil", ok, err)
+	}
+
+	release()
+	r := <-second
+	if r.err != nil {
+		t.Fatalf("the waiter failed: %v", r.err)
+	}
+	if ok, _, err := h.Verify(ctx, "password", r.hash); !ok || err != nil {
+		t.Errorf("the waiter's hash does not verify: %v, %v", ok, err)
+	}
+	if n := h.Waiting(); n != 0 {
+		t.Errorf("%d callers still counted in the queue", n)
+	}
+}
+
+// TestHasherRefusesWhoCouldNotBeServedInTime: once the hasher knows how
+// long a hash takes, a caller whose place in the queue the slots could
+// not reach within Wait is refused at once, without waiting.
+func TestHasherRefusesWhoCouldNotBeServedInTime(t *testing.T) {
+	t.Parallel()
+	const wait = time.Hour // never reached: the refusal must not wait
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 2, Queue: 100, Wait: wait})
+	h.SetHashTime(wait / 2)
+	ctx := t.Context()
+	for range 2 {
+		release, err := h.HoldSlot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+	}
+	// Places 1 to 4 are served within two rounds of half the wait each.
+	for i := 1; i <= 4; i++ {
+		go h.Hash(ctx, "password")
+		waitForQueue(t, h, i)
+	}
+	fifth := make(chan error, 1)
+	go func() {
+		_, err := h.Hash(ctx, "password")
+		fifth <- err
+	}()
+	select {
+	case err := <-fifth:
+		wantBusy(t, "Hash at place 5", err, wait)
+	case <-time.After(time.Minute): // a hang detector, not a measure
+		t.Fatal("the caller at place 5 waited instead of being refused")
+	}
+	if n := h.Waiting(); n != 4 {
+		t.Errorf("%d callers in the queue, want 4", n)
+	}
+}
+
+// TestHasherWaiterGivesUp: a caller that waits Wait in vain is refused,
+// and leaves the queue.
+func TestHasherWaiterGivesUp(t *testing.T) {
+	t.Parallel()
+	const wait = 20 * time.Millisecond
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 1, Queue: 4, Wait: wait})
+	release, err := h.HoldSlot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	_, err = h.Hash(t.Context(), "password")
+	wantBusy(t, "Hash after waiting", err, wait)
+	wantBusy(t, "VerifyDummy after waiting", h.VerifyDummy(t.Context(), "password"), wait)
+	if n := h.Waiting(); n != 0 {
+		t.Errorf("%d callers still counted in the queue after giving up", n)
+	}
+}
+
+// TestHasherContextEnds: a request that ends while it waits gets its
+// context's error (not a 503: nobody is there to read it) and frees its
+// place in the queue at once; one that has ended already is not served.
+func TestHasherContextEnds(t *testing.T) {
+	t.Parallel()
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 1, Queue: 1, Wait: time.Hour})
+	release, err := h.HoldSlot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() { first <- h.VerifyDummy(ctx, "password") }()
+	waitForQueue(t, h, 1)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled waiter: error %v, want context.Canceled", err)
+	}
+	// The place is free again: the next caller queues instead of being
+	// refused, and is served when the slot frees.
+	second := make(chan hashResult, 1)
+	go func() {
+		s, err := h.Hash(t.Context(), "password")
+		second <- hashResult{s, err}
+	}()
+	waitForQueue(t, h, 1)
+	release()
+	if r := <-second; r.err != nil {
+		t.Errorf("the next waiter failed: %v", r.err)
+	}
+
+	done, cancelDone := context.WithCancel(t.Context())
+	cancelDone()
+	if _, err := h.Hash(done, "password"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Hash with an ended context: error %v, want context.Canceled", err)
+	}
+}
+
+// TestHasherLargeStoredHashTakesMoreSlots: a stored hash whose memory is
+// larger than the configured one takes as many slots as its memory
+// needs, so what it allocates stays within the bound: here it needs both
+// slots and must wait while one is held.
+func TestHasherLargeStoredHashTakesMoreSlots(t *testing.T) {
+	t.Parallel()
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 2, Queue: 1, Wait: time.Hour})
+	big := mustHash(t, paramsHasher(t, caddyauth.Argon2Params{Memory: 2 * cheapParams.Memory, Time: 1, Threads: 1}), "password")
+	small := mustHash(t, h, "password")
+	release, err := h.HoldSlot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One slot is free: a hash of the configured size runs at once.
+	if ok, _, err := h.Verify(t.Context(), "password", small); !ok || err != nil {
+		t.Fatalf("Verify(small) with a free slot = %v, %v", ok, err)
+	}
+	type verifyResult struct {
+		ok, rehash bool
+		err        error
+	}
+	res := make(chan verifyResult, 1)
+	go func() {
+		ok, rehash, err := h.Verify(t.Context(), "password", big)
+		res <- verifyResult{ok, rehash, err}
+	}()
+	waitForQueue(t, h, 1) // it waits: one slot is not enough
+	release()
+	if r := <-res; !r.ok || !r.rehash || r.err != nil {
+		t.Errorf("Verify(big) = %v, %v, %v; want true, true (other params), nil", r.ok, r.rehash, r.err)
+	}
+}
+
+// TestHasherBoundsConcurrentHashes runs many more callers than slots and
+// queue places: each one either hashes or is refused as busy, none fails
+// otherwise, and some get through.
+func TestHasherBoundsConcurrentHashes(t *testing.T) {
+	t.Parallel()
+	h := newHasher(t, caddyauth.HasherConfig{Params: cheapParams, Concurrency: 2, Queue: 3, Wait: time.Second})
+	const callers = 50
+	results := make(chan error, callers)
+	for range callers {
+		go func() {
+			_, err := h.Hash(t.Context(), "password")
+			results <- err
+		}()
+	}
+	served := 0
+	for range callers {
+		err := <-results
+		if err == nil {
+			served++
+			continue
+		}
+		wantBusy(t, "a flooding caller", err, time.Second)
+	}
+	if served == 0 {
+		t.Error("no caller was served")
+	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	VerifyTokenLifetime time.Duration
 	MailLimit           store.MailLimit
 	VerifyOnRegister    bool
+	// LoginLimit is the brute-force regulation; zero fields take
+	// DefaultLoginLimit's.
+	LoginLimit LoginLimit
 	// OnMailQueued is called after a mail is queued (to wake the sender).
 	OnMailQueued func()
 	// OnEvent receives the events named Event* (nil: none are emitted).
@@ -79,6 +82,7 @@ type Service struct {
 	resetLifetime    time.Duration
 	verifyLifetime   time.Duration
 	mailLimit        store.MailLimit
+	limit            LoginLimit
 	verifyOnRegister bool
 	onMailQueued     func()
 	onEvent          func(ctx context.Context, name string, data map[string]any)
@@ -121,6 +125,7 @@ func New(o Options) (*Service, error) {
 		resetLifetime:          o.ResetTokenLifetime,
 		verifyLifetime:         o.VerifyTokenLifetime,
 		mailLimit:              o.MailLimit,
+		limit:                  o.LoginLimit.withDefaults(),
 		verifyOnRegister:       o.VerifyOnRegister,
 		onMailQueued:           o.OnMailQueued,
 		onEvent:                o.OnEvent,
@@ -141,7 +146,11 @@ func New(o Options) (*Service, error) {
 		s.cache = NewSessionCache()
 	}
 	if s.hasher == nil {
-		s.hasher = NewHasher(DefaultArgon2Params, 0, s.rand)
+		h, err := NewHasher(HasherConfig{}, s.rand)
+		if err != nil {
+			return nil, fmt.Errorf("password hasher: %w", err)
+		}
+		s.hasher = h
 	}
 	if s.policy.MinLength <= 0 {
 		s.policy.MinLength = DefaultPasswordMinLength

@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +41,11 @@ const (
 	maxUserAgent = 512
 	maxIP        = 64
 )
+
+// MaxCredentialLength bounds a credential as presented, in bytes: an
+// access token is a few hundred, a session cookie at most 4096
+// (securecookie's own bound). A longer one is refused unread.
+const MaxCredentialLength = 4096
 
 // Principal is the verified identity behind a request: a snapshot of the
 // user taken when the credential was last checked against the store.
@@ -74,15 +81,32 @@ type LoginResult struct {
 
 // Login checks a username (the email) and password and opens a new
 // session. It fails with ErrBadCredentials for an unknown user, a wrong
-// password and an inactive user alike, after the same amount of hashing
-// work, and with ErrNotVerified when require_verified is on and the
-// password was right.
+// password, an inactive user and a locked account alike, after the same
+// amount of hashing work, and with ErrNotVerified when require_verified is
+// on and the password was right. A client address banned for too many
+// failures gets a RetryError (429) before any hashing.
 func (s *Service) Login(ctx context.Context, username, password string, t store.Transport, ci ClientInfo) (*LoginResult, error) {
+	now := s.now()
+	addrKey := s.addressKey(ci.IP)
+	if err := s.checkAddress(ctx, addrKey, now); err != nil {
+		s.audit(ctx, AuditLogin, OutcomeBanned, "", ci.IP)
+		return nil, err
+	}
+	accountKey := s.accountKey(username)
+	locked, err := s.accountLocked(ctx, accountKey, now)
+	if err != nil {
+		return nil, err
+	}
 	u, err := s.store.UserByEmail(ctx, strings.TrimSpace(username))
 	if errors.Is(err, store.ErrNotFound) {
 		// Hash anyway: an unknown account must cost what a known one
 		// costs, or response times would tell which emails exist.
 		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			s.audit(ctx, AuditLogin, OutcomeBusy, "", ci.IP)
+			return nil, err
+		}
+		s.audit(ctx, AuditLogin, OutcomeBadCredentials, "", ci.IP)
+		if err := s.loginFailed(ctx, nil, accountKey, addrKey, ci.IP, now); err != nil {
 			return nil, err
 		}
 		return nil, ErrBadCredentials
@@ -90,21 +114,54 @@ func (s *Service) Login(ctx context.Context, username, password string, t store.
 	if err != nil {
 		return nil, fmt.Errorf("looking up user: %w", err)
 	}
+	// A locked account is checked like any other, for the time it takes
+	// must not tell that it is locked (nor, by that, that it exists).
 	ok, rehash, err := s.hasher.Verify(ctx, password, u.HashedPassword)
 	if err != nil {
+		s.audit(ctx, AuditLogin, OutcomeBusy, u.ID, ci.IP)
 		return nil, err
 	}
-	if !ok || !u.IsActive {
+	if locked || !ok || !u.IsActive {
+		// While the lock lasts even the right password fails: otherwise
+		// the guessing would go on, and the answer to the right guess
+		// would stand out. A wrong one still counts against the address
+		// (not against the account: a lock is not extended, so its owner
+		// gets in once it ends).
+		outcome := OutcomeBadCredentials
+		if locked {
+			outcome = OutcomeLocked
+		}
+		s.audit(ctx, AuditLogin, outcome, u.ID, ci.IP)
+		if !locked || !ok {
+			if err := s.loginFailed(ctx, u, accountKey, addrKey, ci.IP, now); err != nil {
+				return nil, err
+			}
+		}
 		return nil, ErrBadCredentials
 	}
 	if rehash {
 		s.upgradeHash(ctx, u, password)
 	}
 	if s.requireVerified && !u.IsVerified {
+		s.audit(ctx, AuditLogin, OutcomeNotVerified, u.ID, ci.IP)
 		return nil, ErrNotVerified
 	}
+	if !s.limit.Off {
+		// The failures of the account's owner before this success no
+		// longer count. The address's do: a client with one account of
+		// its own must not be able to wipe its count by logging in.
+		if err := s.store.ClearFailures(ctx, accountKey, now.UTC()); err != nil {
+			return nil, fmt.Errorf("clearing failures: %w", err)
+		}
+	}
 	s.maybePurge(ctx)
-	return s.openSession(ctx, u, t, ci)
+	res, err := s.openSession(ctx, u, t, ci)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, AuditLogin, OutcomeSuccess, u.ID, ci.IP, slog.String("transport", string(t)),
+		slog.String("session", shortID(res.Session.ID)))
+	return res, nil
 }
 
 // upgradeHash replaces a bcrypt hash, or an argon2id hash with other
@@ -223,7 +280,7 @@ func (s *Service) AuthenticateCookie(ctx context.Context, value string) (*Princi
 }
 
 func (s *Service) authenticate(ctx context.Context, t store.Transport, credential string) (*Principal, error) {
-	if credential == "" {
+	if credential == "" || len(credential) > MaxCredentialLength {
 		return nil, ErrUnauthenticated
 	}
 	now := s.now()
@@ -255,6 +312,13 @@ func (s *Service) authenticate(ctx context.Context, t store.Transport, credentia
 		}
 		token, subject, sessionID, validUntil = credential, claims.Subject, claims.ID, claims.ExpiresAt.Time
 	case store.TransportCookie:
+		// The value exactly as issued: securecookie's base64 (padded,
+		// URL-safe) leaves the low bits of a last character free, and
+		// decodes a value that differs there to the same session. Only
+		// the canonical encoding is one.
+		if _, err := base64.URLEncoding.Strict().DecodeString(credential); err != nil {
+			return nil, ErrUnauthenticated
+		}
 		var raw []byte
 		if err := s.cookies.Decode(s.cookieName, credential, &raw); err != nil {
 			return nil, ErrUnauthenticated
@@ -376,26 +440,52 @@ func (s *Service) IsOwnBearerToken(token string) bool {
 	if err == nil {
 		return true
 	}
-	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err != nil {
-		return false
+	// Otherwise the claims decide, from whichever segment holds them: a
+	// parse of the whole token would want the header and the signature to
+	// decode too, and a copy damaged there (a byte of the signature
+	// changed, a dot added) is still the user's token to anyone who tries
+	// the few values that byte can take.
+	for seg := range strings.SplitSeq(token, ".") {
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
+		var claims jwt.RegisteredClaims
+		if err == nil && json.Unmarshal(raw, &claims) == nil && slices.Contains(claims.Audience, JWTAudience) {
+			return true
+		}
 	}
-	return slices.Contains(claims.Audience, JWTAudience)
+	return false
 }
 
 // Logout ends the session behind p. The cache forgets it at once, so the
-// credential is refused from the next request on.
+// credential is refused from the next request on. A session gone already
+// (a concurrent logout) counts as logged out.
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
-	err := s.RevokeSession(ctx, p.UserID, p.SessionID)
+	err := s.revokeSession(ctx, p.UserID, p.SessionID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("deleting session: %w", err)
 	}
+	s.audit(actingAs(ctx, p), AuditLogout, OutcomeSuccess, p.UserID, clientFrom(ctx).IP,
+		slog.String("session", shortID(p.SessionID)), slog.String("transport", string(p.Transport)))
 	return nil
 }
 
-// RevokeSession ends one session of a user; ErrNotFound if the user has
-// no such session.
+// RevokeSession ends one session of a user on request (the account page's
+// "log out" of one device); ErrNotFound if the user has no such session.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) error {
+	err := s.revokeSession(ctx, userID, sessionID)
+	switch {
+	case err == nil:
+		s.audit(ctx, AuditSessionRevoke, OutcomeSuccess, userID, clientFrom(ctx).IP, slog.String("session", shortID(sessionID)))
+	case errors.Is(err, ErrNotFound):
+		// The id came from the client: only as much as shortID keeps is
+		// logged, without control characters, whatever it was.
+		s.audit(ctx, AuditSessionRevoke, OutcomeNotFound, userID, clientFrom(ctx).IP, slog.String("session", clean(sessionID, 8)))
+	}
+	return err
+}
+
+// revokeSession is RevokeSession without an audit entry, for the callers
+// that write their own.
+func (s *Service) revokeSession(ctx context.Context, userID, sessionID string) error {
 	// Forget the session before the delete, so this process stops
 	// accepting it at once, and again after it, so that a lookup that
 	// read the row just before the delete is not cached (see
@@ -409,9 +499,25 @@ func (s *Service) RevokeSession(ctx context.Context, userID, sessionID string) e
 }
 
 // RevokeUserSessions ends every session of a user but keep ("" for none)
-// and returns how many ended.
+// on request (log out everywhere, `caddy gatehouse sessions revoke`) and
+// returns how many ended.
 func (s *Service) RevokeUserSessions(ctx context.Context, userID, keep string) (int, error) {
-	// As in RevokeSession: forget before and after the delete.
+	n, err := s.revokeUserSessions(ctx, userID, keep)
+	if err != nil {
+		return 0, err
+	}
+	attrs := []slog.Attr{slog.Int("sessions_ended", n)}
+	if keep != "" {
+		attrs = append(attrs, slog.String("kept_session", shortID(keep)))
+	}
+	s.audit(ctx, AuditSessionsRevokeAll, OutcomeSuccess, userID, clientFrom(ctx).IP, attrs...)
+	return n, nil
+}
+
+// revokeUserSessions is RevokeUserSessions without an audit entry, for
+// changes that end sessions by implication and write their own entry.
+func (s *Service) revokeUserSessions(ctx context.Context, userID, keep string) (int, error) {
+	// As in revokeSession: forget before and after the delete.
 	s.cache.dropUser(userID)
 	n, err := s.store.DeleteUserSessions(ctx, userID, keep)
 	s.cache.dropUser(userID)
@@ -455,6 +561,9 @@ func (s *Service) maybePurge(ctx context.Context) {
 	}
 	if _, err := s.store.DeleteExpiredTokens(ctx, now.UTC()); err != nil {
 		s.log.WarnContext(ctx, "removing expired tokens", "error", err)
+	}
+	if _, err := s.store.DeleteExpiredLimits(ctx, now.UTC()); err != nil {
+		s.log.WarnContext(ctx, "removing expired failure counts", "error", err)
 	}
 }
 

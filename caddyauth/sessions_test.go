@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -321,7 +320,7 @@ func TestCookieTamperingIsRefused(t *testing.T) {
 	// A second service on the same database with another secret: its
 	// cookies must mean nothing here.
 	otherSvc, err := caddyauth.New(caddyauth.Options{Store: e.db, Secret: bytes.Repeat([]byte{7}, 32),
-		Hasher: caddyauth.NewHasher(cheapParams, 0, rand.Reader), Now: e.clock.Now})
+		Hasher: cheapHasher(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +330,7 @@ func TestCookieTamperingIsRefused(t *testing.T) {
 	}
 	// Same secret, other cookie name: the name is part of what is signed.
 	renamedSvc, err := caddyauth.New(caddyauth.Options{Store: e.db, Secret: testSecret, CookieName: "other",
-		Hasher: caddyauth.NewHasher(cheapParams, 0, rand.Reader), Now: e.clock.Now})
+		Hasher: cheapHasher(t), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -681,7 +680,7 @@ func TestLoginUpgradesOldHashes(t *testing.T) {
 			return "$2b$" + string(h[4:])
 		},
 		"argon2id with other parameters": func(t *testing.T) string {
-			h := caddyauth.NewHasher(caddyauth.Argon2Params{Memory: 32, Time: 2, Threads: 2}, 0, rand.Reader)
+			h := paramsHasher(t, caddyauth.Argon2Params{Memory: 32, Time: 2, Threads: 2})
 			return mustHash(t, h, testPassword)
 		},
 	}
@@ -752,7 +751,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 func TestUnknownUserCostsAHash(t *testing.T) {
 	const memKiB = 8 << 10 // 8 MiB per hash
 	e := newEnv(t, func(o *caddyauth.Options) {
-		o.Hasher = caddyauth.NewHasher(caddyauth.Argon2Params{Memory: memKiB, Time: 1, Threads: 1}, 0, rand.Reader)
+		o.Hasher = paramsHasher(t, caddyauth.Argon2Params{Memory: memKiB, Time: 1, Threads: 1})
 	})
 	e.mustUser(t, "arthur@camelot.bt")
 	e.mustUser(t, "mordred@camelot.bt", func(nu *caddyauth.NewUser) { nu.IsActive = false })
@@ -767,11 +766,19 @@ func TestUnknownUserCostsAHash(t *testing.T) {
 		}
 		return after.TotalAlloc - before.TotalAlloc
 	}
+	// A locked account: its refusal, even of the right password, must
+	// cost a hash too, or the time would tell that it is locked (and so
+	// that it exists).
+	e.mustUser(t, "galahad@camelot.bt")
+	for range caddyauth.DefaultLoginLimit.Account {
+		allocated("galahad@camelot.bt", "wrong password")
+	}
 	allocated("nobody@camelot.bt", "warm-up") // the first call also makes the dummy hash
 	for _, c := range [][2]string{
 		{"nobody@camelot.bt", "whatever"},
 		{"arthur@camelot.bt", "wrong password"},
 		{"mordred@camelot.bt", testPassword},
+		{"galahad@camelot.bt", testPassword},
 	} {
 		if n := allocated(c[0], c[1]); n < memKiB<<10 {
 			t.Errorf("failed login of %s allocated %d bytes: no password hash was computed (want ≥ %d)", c[0], n, memKiB<<10)

@@ -40,6 +40,7 @@ const (
 type Links struct {
 	Verify string
 	Reset  string
+	Forgot string // <base>/auth/forgot-password, linked from the lockout notice
 }
 
 // withToken adds ?token=… to a page URL.
@@ -58,6 +59,11 @@ func siteOf(page string) string {
 	}
 	return page
 }
+
+// maxActionTokenLength bounds what is taken for a mailed token: ours are
+// 43 characters, so anything much longer is refused as a bad token
+// without being hashed or looked up.
+const maxActionTokenLength = 128
 
 // newActionToken returns a random URL-safe token and its digest.
 func (s *Service) newActionToken() (string, []byte, error) {
@@ -90,30 +96,13 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 	if err != nil {
 		return false, err
 	}
-	// The name is the account's own words; until the address is verified
-	// they may be a stranger's, who registered someone else's address to
-	// put a message in their mailbox.
-	name := ""
-	if u.IsVerified {
-		name = u.FullName
-	}
-	subject, text, html, err := s.templates.render(kind, MailData{
-		Link: withToken(page, token), Email: u.Email, Name: name, Site: siteOf(page), ExpiresIn: inWords(lifetime),
-	})
+	now := s.now().UTC().Truncate(time.Microsecond)
+	msg, err := s.mailMessage(u, kind, withToken(page, token), siteOf(page), lifetime, now)
 	if err != nil {
 		return false, err
 	}
-	// The bodies carry the token: sealed in the outbox (see sealBody).
-	if text, err = s.sealBody(text); err != nil {
-		return false, err
-	}
-	if html, err = s.sealBody(html); err != nil {
-		return false, err
-	}
-	now := s.now().UTC().Truncate(time.Microsecond)
 	tok := &store.ActionToken{Digest: digest, UserID: u.ID, Purpose: purpose, Email: u.Email,
 		CreatedAt: now, ExpiresAt: now.Add(lifetime)}
-	msg := &store.Message{To: u.Email, Subject: subject, Text: text, HTML: html, CreatedAt: now, NextAttemptAt: now}
 	queued, err := s.store.IssueToken(ctx, tok, msg, s.mailLimit, now)
 	if err != nil {
 		return false, storeErr("queueing mail", err)
@@ -126,6 +115,33 @@ func (s *Service) sendToken(ctx context.Context, u *store.User, purpose store.Pu
 		s.onMailQueued()
 	}
 	return true, nil
+}
+
+// mailMessage renders the mail of kind to u, with link and site, and
+// makes it a message for the outbox, due at now. ExpiresIn says lifetime
+// (how long the link works, or how long a lock lasts).
+func (s *Service) mailMessage(u *store.User, kind, link, site string, lifetime time.Duration, now time.Time) (*store.Message, error) {
+	// The name is the account's own words; until the address is verified
+	// they may be a stranger's, who registered someone else's address to
+	// put a message in their mailbox.
+	name := ""
+	if u.IsVerified {
+		name = u.FullName
+	}
+	subject, text, html, err := s.templates.render(kind, MailData{
+		Link: link, Email: u.Email, Name: name, Site: site, ExpiresIn: inWords(lifetime),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The bodies may carry a token: sealed in the outbox (see sealBody).
+	if text, err = s.sealBody(text); err != nil {
+		return nil, err
+	}
+	if html, err = s.sealBody(html); err != nil {
+		return nil, err
+	}
+	return &store.Message{To: u.Email, Subject: subject, Text: text, HTML: html, CreatedAt: now, NextAttemptAt: now}, nil
 }
 
 // noMail answers a request for mail that sends none (no account, an
@@ -188,39 +204,55 @@ func (s *Service) RequestVerify(ctx context.Context, email string, links Links) 
 // that a refused password does not cost the user their link). On success
 // the token is spent, the user's other reset tokens are void, and all
 // their sessions end.
+//
+// A bad token counts as a failure against the client's address, and a
+// banned address is refused with a RetryError (see tokenAttempt).
 func (s *Service) ResetPassword(ctx context.Context, token, password string) error {
+	var u *store.User
+	err := s.tokenAttempt(ctx, ErrResetBadToken, func() (err error) {
+		u, err = s.resetPassword(ctx, token, password)
+		return err
+	})
+	s.auditToken(ctx, AuditPasswordReset, u, err, ErrResetBadToken)
+	return err
+}
+
+func (s *Service) resetPassword(ctx context.Context, token, password string) (*store.User, error) {
+	if len(token) > maxActionTokenLength {
+		return nil, ErrResetBadToken
+	}
 	digest := tokenDigest(token)
 	tok, err := s.store.TokenByDigest(ctx, store.PurposeResetPassword, digest)
 	if errors.Is(err, store.ErrNotFound) {
-		return ErrResetBadToken
+		return nil, ErrResetBadToken
 	}
 	if err != nil {
-		return fmt.Errorf("looking up reset token: %w", err)
+		return nil, fmt.Errorf("looking up reset token: %w", err)
 	}
 	now := s.now()
 	if !tok.UsedAt.IsZero() || !now.Before(tok.ExpiresAt) {
-		return ErrResetBadToken
+		return nil, ErrResetBadToken
 	}
 	u, err := s.store.UserByID(ctx, tok.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return ErrResetBadToken
+		return nil, ErrResetBadToken
 	}
 	if err != nil {
-		return fmt.Errorf("looking up user: %w", err)
+		return nil, fmt.Errorf("looking up user: %w", err)
 	}
 	if !u.IsActive || !strings.EqualFold(u.Email, tok.Email) {
-		return ErrResetBadToken
+		return nil, ErrResetBadToken
 	}
 	if err := s.policy.Check(password, u.Email); err != nil {
-		return err
+		return nil, err
 	}
 	// Spend the token first: of two concurrent resets with one token,
 	// exactly one goes on.
 	if err := s.store.UseToken(ctx, store.PurposeResetPassword, digest, now.UTC()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return ErrResetBadToken
+			return nil, ErrResetBadToken
 		}
-		return fmt.Errorf("spending reset token: %w", err)
+		return nil, fmt.Errorf("spending reset token: %w", err)
 	}
 	// The account must still be the one the token was for when the new
 	// password is written.
@@ -234,19 +266,38 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	// reset tokens (update does both for any password change).
 	if _, err := s.update(ctx, u, UserPatch{Password: &password}, "", stillValid); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return ErrResetBadToken
+			return nil, ErrResetBadToken
 		}
-		return err
+		return nil, err
 	}
 	s.emit(ctx, EventPasswordReset, u)
-	return nil
+	return u, nil
 }
 
 // Verify marks the account of a verify token verified and returns it. A
 // token for an address the account no longer has is refused; a token
 // used again once the account is verified answers ErrVerifyAlreadyVerified,
 // as fastapi-users does. Inactive accounts can be verified, as there.
+//
+// A bad token counts as a failure against the client's address, and a
+// banned address is refused with a RetryError (see tokenAttempt).
 func (s *Service) Verify(ctx context.Context, token string) (*store.User, error) {
+	var u *store.User
+	err := s.tokenAttempt(ctx, ErrVerifyBadToken, func() (err error) {
+		u, err = s.verify(ctx, token)
+		return err
+	})
+	s.auditToken(ctx, AuditVerify, u, err, ErrVerifyBadToken)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Service) verify(ctx context.Context, token string) (*store.User, error) {
+	if len(token) > maxActionTokenLength {
+		return nil, ErrVerifyBadToken
+	}
 	digest := tokenDigest(token)
 	tok, err := s.store.TokenByDigest(ctx, store.PurposeVerifyEmail, digest)
 	if errors.Is(err, store.ErrNotFound) {

@@ -16,7 +16,8 @@ import (
 	"github.com/gatehouse-caddy/gatehouse/store"
 )
 
-var testLinks = caddyauth.Links{Verify: "https://app.example.com/auth/verify", Reset: "https://app.example.com/auth/reset-password"}
+var testLinks = caddyauth.Links{Verify: "https://app.example.com/auth/verify", Reset: "https://app.example.com/auth/reset-password",
+	Forgot: "https://app.example.com/auth/forgot-password"}
 
 // mailEnv is an env that records events and wake-ups.
 type mailEnv struct {

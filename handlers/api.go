@@ -321,7 +321,7 @@ func (a *API) login(t store.Transport) http.HandlerFunc {
 			writeValidation(w, items)
 			return
 		}
-		res, err := a.Service.Login(r.Context(), f.username, f.password, t, a.clientInfo(r))
+		res, err := a.Service.Login(a.withLoginLinks(r), f.username, f.password, t, a.clientInfo(r))
 		if err != nil {
 			writeError(w, r, a.log(), err, "")
 			return
@@ -348,7 +348,7 @@ func (a *API) logout(t store.Transport) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		if err := a.Service.Logout(r.Context(), p); err != nil {
+		if err := a.Service.Logout(caddyauth.WithActor(r.Context(), p.UserID), p); err != nil {
 			writeError(w, r, a.log(), err, "")
 			return
 		}
@@ -446,7 +446,7 @@ func Authenticate(r *http.Request, svc *caddyauth.Service) (*caddyauth.Principal
 func bearerToken(h http.Header) (string, bool) {
 	for _, v := range h.Values("Authorization") {
 		if token, ok := parseBearer(v); ok {
-			return token, true
+			return token, len(token) <= maxCredentialBytes // longer: none of ours, not parsed
 		}
 	}
 	return "", false
@@ -495,7 +495,7 @@ func (a *API) patchMe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := a.Service.UpdateSelf(r.Context(), p, patch)
+	u, err := a.Service.UpdateSelf(caddyauth.WithActor(r.Context(), p.UserID), p, patch)
 	if err != nil {
 		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
 		return
@@ -608,7 +608,8 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	patch.CurrentPassword = nil
-	u, err := a.Service.UpdateUser(r.Context(), target.ID, patch, p.SessionID)
+	// The audit log names the superuser as the one who made the change.
+	u, err := a.Service.UpdateUser(caddyauth.WithActor(r.Context(), p.UserID), target.ID, patch, p.SessionID)
 	if err != nil {
 		writeError(w, r, a.log(), err, codeUpdateInvalidPassword)
 		return
@@ -618,14 +619,15 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 
 // deleteUser: DELETE /users/{id}.
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if _, ok := a.requireSuperuser(w, r); !ok {
+	p, ok := a.requireSuperuser(w, r)
+	if !ok {
 		return
 	}
 	target, ok := a.targetUser(w, r)
 	if !ok {
 		return
 	}
-	if err := a.Service.DeleteUser(r.Context(), target.ID); err != nil {
+	if err := a.Service.DeleteUser(caddyauth.WithActor(r.Context(), p.UserID), target.ID); err != nil {
 		writeError(w, r, a.log(), err, "")
 		return
 	}
@@ -643,6 +645,18 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 // when it is a loopback host (development). Otherwise there are no links,
 // no mail goes out, and the log says to set base_url.
 func (a *API) links(r *http.Request) caddyauth.Links {
+	l, ok := a.trustedLinks(r)
+	if !ok {
+		a.noBaseURL.Do(func() {
+			a.log().ErrorContext(r.Context(), "no base_url: mails with links are not sent for requests whose host was not verified by TLS; set base_url in the gatehouse global options", "host", r.Host)
+		})
+	}
+	return l
+}
+
+// trustedLinks returns the links, and false (with none) when the request's
+// origin cannot be trusted to make them; it logs nothing.
+func (a *API) trustedLinks(r *http.Request) (caddyauth.Links, bool) {
 	base := strings.TrimSuffix(a.BaseURL, "/")
 	if base == "" {
 		host := r.Host
@@ -656,14 +670,20 @@ func (a *API) links(r *http.Request) caddyauth.Links {
 		case isPlainLoopback(r):
 			base = "http://" + host
 		default:
-			a.noBaseURL.Do(func() {
-				a.log().ErrorContext(r.Context(), "no base_url: mails with links are not sent for requests whose host was not verified by TLS; set base_url in the gatehouse global options", "host", host)
-			})
-			return caddyauth.Links{}
+			return caddyauth.Links{}, false
 		}
 	}
 	api, _ := a.prefixes()
-	return caddyauth.Links{Verify: base + api + "/verify", Reset: base + api + "/reset-password"}
+	return caddyauth.Links{Verify: base + api + "/verify", Reset: base + api + "/reset-password",
+		Forgot: base + api + "/forgot-password"}, true
+}
+
+// withLoginLinks adds to r's context the links a login may mail (the
+// lockout notice links to the forgot-password page), when there are
+// trustworthy ones; the notice goes out without a link otherwise.
+func (a *API) withLoginLinks(r *http.Request) context.Context {
+	l, _ := a.trustedLinks(r)
+	return caddyauth.WithLinks(r.Context(), l)
 }
 
 // mailRequest serves forgot-password and request-verify-token: an

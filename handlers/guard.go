@@ -20,6 +20,7 @@ const (
 	Unauthenticated                // no valid session, and the path is not public
 	Forbidden                      // a valid session, but a require rule fails
 	Failed                         // the store failed: deny (fail closed)
+	AmbiguousPath                  // the path may name another resource upstream: refuse (400)
 )
 
 // Guard protects upstream routes (DESIGN §5).
@@ -48,6 +49,13 @@ func (g *Guard) Decide(r *http.Request) (Outcome, *caddyauth.Principal) {
 	// 1. Identity headers are deleted before anything else, whatever the
 	// outcome: an upstream must never see a Remote-User the client wrote.
 	g.Headers.Strip(r.Header)
+
+	// Caddy's path matchers chose this guard, and Public reads the path
+	// the same way; a path the upstream may read differently is refused
+	// before it can pass as public or as outside a stricter guard.
+	if ambiguousPath(r.URL.Path) {
+		return AmbiguousPath, nil
+	}
 
 	// 2. Authenticate, or reuse what an earlier guard on this request
 	// verified (it removed the credentials, so they cannot be re-read).
@@ -79,6 +87,34 @@ func (g *Guard) Decide(r *http.Request) (Outcome, *caddyauth.Principal) {
 	return Pass, p
 }
 
+// ambiguousPath reports whether a request path (decoded) holds a
+// character on which servers disagree about what the path names, so that
+// Caddy's path matchers, which decide which guard and which `allow`
+// pattern apply, and the upstream would read two different paths:
+//
+//   - ';' (or %3B): servlet containers (Tomcat, Jetty, Spring) drop a
+//     segment's ";parameters", so to them /admin;x/y and /public/..;/admin/y
+//     are both /admin/y, while Caddy's matcher puts the first outside
+//     /admin/* and the second inside /public/*;
+//   - '\' (or %5C): a separator on Windows servers and file APIs, so
+//     /public/..\admin/y is /admin/y there;
+//   - ASCII control characters, NUL (%00) above all: a C string ends at
+//     it, and some decoders drop it, so /admin%00/y is /admin or /admin/y.
+//
+// Rather than guess which reading an upstream makes, such a request is
+// refused, as Spring Security's StrictHttpFirewall refuses these
+// characters by default. Dot segments, doubled slashes, case and %xx
+// escapes need no such care: Caddy's matchers unescape and clean the path
+// before matching.
+func ambiguousPath(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c == ';' || c == '\\' || c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 // authenticate reads the credentials and then removes Gatehouse's own
 // from the request, so the upstream never receives a session token it
 // could replay or leak.
@@ -102,7 +138,7 @@ func (g *Guard) stripBearer(h http.Header, p *caddyauth.Principal) {
 	kept := values[:0:0]
 	for _, v := range values {
 		token, ok := parseBearer(v)
-		ours := ok && (p != nil && p.Transport == store.TransportBearer && token == authenticated || g.Service.IsOwnBearerToken(token))
+		ours := ok && p != nil && p.Transport == store.TransportBearer && token == authenticated || g.carriesOwnToken(v)
 		if !ours {
 			kept = append(kept, v)
 		}
@@ -115,6 +151,47 @@ func (g *Guard) stripBearer(h http.Header, p *caddyauth.Principal) {
 		return
 	}
 	h["Authorization"] = kept
+}
+
+// carriesOwnToken reports whether an Authorization value holds one of
+// Gatehouse's tokens as a word anywhere in it, not only as the whole of
+// "Bearer <token>": with words after it ("Bearer <token> x", or a
+// continuation line, which Go's server joins onto the value with a
+// space), in a list ("Basic …, Bearer <token>"), under another scheme or
+// none. Such a value fails to authenticate, but the token in it is intact,
+// and the upstream could pick it out and replay it. A value of more than
+// maxAuthWords words counts as carrying one: no scheme needs that many,
+// and checking each word of a huge header would cost more than it is worth.
+func (g *Guard) carriesOwnToken(v string) bool {
+	words := strings.FieldsFunc(v, isAuthSeparator)
+	if len(words) > maxAuthWords {
+		return true
+	}
+	for _, word := range words {
+		if g.Service.IsOwnBearerToken(word) {
+			return true
+		}
+		if trimmed := strings.Trim(word, "."); trimmed != word && g.Service.IsOwnBearerToken(trimmed) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxAuthWords bounds the words of an Authorization value the guard
+// checks for a token; Digest credentials, the wordiest scheme in use, have
+// about 25.
+const maxAuthWords = 64
+
+// isAuthSeparator: the characters between the words of an Authorization
+// value (RFC 9110 §11: schemes, tokens, lists, auth-params), none of which
+// a JWT holds.
+func isAuthSeparator(r rune) bool {
+	switch r {
+	case ' ', '\t', ',', ';', '=', '"', '\'':
+		return true
+	}
+	return false
 }
 
 // ServeGuard applies the guard to r. It returns the request to hand to
@@ -137,6 +214,8 @@ func (g *Guard) ServeGuard(w http.ResponseWriter, r *http.Request) (*http.Reques
 		writeJSON(w, http.StatusUnauthorized, detail{"Unauthorized"})
 	case Forbidden:
 		writeJSON(w, http.StatusForbidden, detail{"Forbidden"})
+	case AmbiguousPath:
+		writeJSON(w, http.StatusBadRequest, detail{"Bad Request"})
 	default:
 		writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
 	}

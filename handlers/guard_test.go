@@ -428,3 +428,92 @@ func TestGuardFailsClosed(t *testing.T) {
 		assertNoSpoof(t, r.Header)
 	}
 }
+
+// TestGuardRefusesAmbiguousPaths: a path that a servlet container, a
+// Windows server or C code would read as another path than Caddy's
+// matchers do is refused (400) by every guard, before the public paths
+// and the credentials are looked at; a path Caddy's matchers normalise
+// themselves (escapes, dot segments) is not.
+func TestGuardRefusesAmbiguousPaths(t *testing.T) {
+	t.Parallel()
+	e := newGuardEnv(t)
+	g := e.guard(func(g *Guard) {
+		g.Public = func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/public/") }
+	})
+	for _, target := range []string{
+		"/admin;/x", "/admin;x=1/x", "/admin%3b/x", "/admin%3B/x", "/public/..;/admin/x", "/public/x;jsessionid=1",
+		`/admin\x`, "/admin%5cx", "/public/..%5Cadmin/x",
+		"/admin%00/x", "/admin/x%00", "/admin%09/x", "/admin%0a/x", "/admin%0d/x", "/admin%1f/x", "/admin%7f/x",
+	} {
+		for name, token := range map[string]string{"anonymous": "", "admin": e.adminToken} {
+			t.Run(target+" "+name, func(t *testing.T) {
+				opts := []reqOpt{spoof(), withHeader("Accept", "text/html")}
+				if token != "" {
+					opts = append(opts, bearer(token))
+				}
+				r := newGuardRequest("GET", target, opts...)
+				w := httptest.NewRecorder()
+				if next, p := g.ServeGuard(w, r); next != nil || p != nil {
+					t.Fatalf("ServeGuard passed %q on", target)
+				}
+				wantJSON(t, w, http.StatusBadRequest, `{"detail":"Bad Request"}`)
+				assertNoSpoof(t, r.Header)
+			})
+		}
+	}
+	for _, target := range []string{"/app", "/public/x", "/%61dmin/x", "/admin%2fx", "/public/%2e%2e/x", "//admin/x",
+		"/caf%C3%A9", "/%2561dmin/x", "/app?q=a;b&r=%00"} {
+		t.Run(target, func(t *testing.T) {
+			if outcome, p := g.Decide(newGuardRequest("GET", target, bearer(e.plainToken))); outcome != Pass || p == nil {
+				t.Fatalf("Decide(%q) = %v, %+v; want Pass", target, outcome, p)
+			}
+		})
+	}
+}
+
+// TestGuardStripsOwnTokenWhereverItIs: an Authorization value that holds
+// one of Gatehouse's tokens with anything around it (the value a folded
+// continuation line makes, a list, another scheme) does not authenticate,
+// and does not reach the upstream either; the application's own values
+// pass.
+func TestGuardStripsOwnTokenWhereverItIs(t *testing.T) {
+	t.Parallel()
+	e := newGuardEnv(t)
+	g := e.guard(func(g *Guard) { g.Public = func(r *http.Request) bool { return r.URL.Path == "/public" } })
+	tok := e.plainToken
+	for _, c := range []struct{ name, value string }{
+		{"words after it", "Bearer " + tok + " extra"},
+		{"a folded line after it", "Bearer " + tok + " Remote-User: admin@evil"}, // "Bearer <token>\r\n Remote-User: …"
+		{"a comma after it", "Bearer " + tok + ","},
+		{"a dot after it", "Bearer " + tok + "."},
+		{"quoted", `Bearer "` + tok + `"`},
+		{"first in a list", "Bearer " + tok + ", Basic dXNlcjpwYXNz"},
+		{"last in a list", "Basic dXNlcjpwYXNz, Bearer " + tok},
+		{"another scheme", "Token " + tok},
+		{"an auth-param", "Bearer access_token=" + tok},
+		{"no scheme", tok},
+		{"too many words to check", "Bearer app-key " + strings.Repeat("x ", maxAuthWords)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newGuardRequest("GET", "/public", withHeader("Authorization", c.value))
+			if outcome, p := g.Decide(r); outcome != Pass || p != nil {
+				t.Fatalf("Decide = %v, %+v; want an anonymous Pass", outcome, p)
+			}
+			if a := r.Header.Values("Authorization"); len(a) != 0 {
+				t.Errorf("Authorization upstream: %q", a)
+			}
+		})
+	}
+	for _, v := range []string{"Bearer app-api-key-123", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Token abc, Bearer x.y",
+		`Digest username="u", realm="r", nonce="n", uri="/", response="0123", qop=auth, nc=00000001, cnonce="c"`} {
+		t.Run(v, func(t *testing.T) {
+			r := newGuardRequest("GET", "/public", withHeader("Authorization", v))
+			if outcome, _ := g.Decide(r); outcome != Pass {
+				t.Fatalf("Decide = %v", outcome)
+			}
+			if a := r.Header.Values("Authorization"); len(a) != 1 || a[0] != v {
+				t.Errorf("Authorization upstream: %q, want the application's %q", a, v)
+			}
+		})
+	}
+}

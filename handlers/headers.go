@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 
@@ -163,16 +164,20 @@ func stripCookie(h http.Header, name string) {
 	changed := false
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
-			trimmed := strings.TrimSpace(part)
-			if trimmed == "" {
+			// Trimmed as net/http trims, and no more: other white space
+			// is part of a cookie as sent, and a parser that ignores
+			// "\va=1" must not be handed "a=1". The name is compared
+			// without any, so that no parser finds ours.
+			part = textproto.TrimString(part)
+			if part == "" {
 				continue
 			}
-			n, _, _ := strings.Cut(trimmed, "=")
+			n, _, _ := strings.Cut(part, "=")
 			if strings.TrimSpace(n) == name {
 				changed = true
 				continue
 			}
-			kept = append(kept, trimmed)
+			kept = append(kept, part)
 		}
 	}
 	if !changed {

@@ -60,10 +60,14 @@ func newAPIEnv(tb testing.TB, tweak func(*caddyauth.Options)) *apiEnv {
 	}
 	tb.Cleanup(func() { db.Close() })
 	clock := &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	hasher, err := caddyauth.NewHasher(caddyauth.HasherConfig{Params: caddyauth.Argon2Params{Memory: 64, Time: 1, Threads: 1}}, rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	opts := caddyauth.Options{
 		Store:                  db,
 		Secret:                 testSecret,
-		Hasher:                 caddyauth.NewHasher(caddyauth.Argon2Params{Memory: 64, Time: 1, Threads: 1}, 0, rand.Reader),
+		Hasher:                 hasher,
 		Now:                    clock.Now,
 		RequireCurrentPassword: true,
 	}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
 )
@@ -18,21 +22,133 @@ const MaxBodyBytes = 64 << 10
 
 var errBodyTooLarge = errors.New("request body too large")
 
+// bodyReadTimeout bounds the reading of a request body. Caddy sets no
+// read timeout unless configured to, so without this a client could send
+// its headers and then the body a byte a minute, holding a goroutine (and,
+// behind a login, a place in the queue for hashing) for as long as it
+// liked; a person's browser sends 64 KiB in far less. A variable only so
+// that tests can shorten it.
+var bodyReadTimeout = 10 * time.Second
+
+// errReadTimeout: the body did not arrive within bodyReadTimeout (408).
+var errReadTimeout = errors.New("request body read timed out")
+
+// Bounds on what a client sends besides the body's size, each refused
+// with a 4xx before the value costs anything.
+const (
+	// maxJSONDepth bounds how deeply a JSON body nests. The API's bodies
+	// nest two levels (an object holding the roles list); decoders
+	// recurse, or keep a stack, per level.
+	maxJSONDepth = 32
+	// maxCredentialBytes bounds a bearer token where it is read from the
+	// Authorization header: a longer one is no credential of ours, and is
+	// not parsed. (The service refuses longer cookies, and any longer
+	// credential, the same way.)
+	maxCredentialBytes = caddyauth.MaxCredentialLength
+	// maxLoginUsernameBytes bounds the login username: the longest
+	// address NormalizeEmail stores is 254 characters (RFC 5321), each at
+	// most 4 bytes. 320 bytes, the usual bound, would lock out a long
+	// address written in a non-Latin script.
+	maxLoginUsernameBytes = 254 * utf8.UTFMax
+	// maxLoginPasswordBytes bounds the login password: the longest
+	// password the policy accepts is caddyauth.MaxPasswordLength
+	// characters, each at most 4 bytes.
+	maxLoginPasswordBytes = caddyauth.MaxPasswordLength * utf8.UTFMax
+)
+
 // jsonUnexpectedEnd is encoding/json's message for a body that ends
 // inside a value.
 const jsonUnexpectedEnd = "unexpected end of JSON input"
 
-// readBody reads at most MaxBodyBytes of the request body.
+// readBody reads at most MaxBodyBytes of the request body, within
+// bodyReadTimeout: errBodyTooLarge (413) for more, errReadTimeout (408)
+// for a body that does not arrive in time. Every body the API and the
+// forms read comes through here.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// The deadline is the connection's (the stream's, in HTTP/2). A
+	// server that cannot set one (HTTP/3 today) says ErrNotSupported, and
+	// the body is read as before.
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, fmt.Errorf("setting the body's read deadline: %w", err)
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		return nil, errBodyTooLarge
-	}
-	if err != nil {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays: the server then closes the connection
+		// rather than wait for the rest of the body.
+		return nil, errReadTimeout
+	case err != nil:
 		return nil, err
 	}
+	// Read in full: the deadline is lifted, or it would go on to end the
+	// read by which the server watches for the client going away, and
+	// with it the request's context, mid-handler.
+	_ = rc.SetReadDeadline(time.Time{})
 	return body, nil
+}
+
+// readForm reads a posted form, urlencoded or multipart, into r.PostForm
+// through readBody: the same bound and deadline as a JSON body. Any other
+// content type is not read and leaves r.PostForm empty, as does a form
+// that cannot be parsed (a parse error is returned, to tell them apart).
+func readForm(w http.ResponseWriter, r *http.Request) error {
+	r.PostForm = nil
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
+		return nil
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if mt == "multipart/form-data" {
+		// The body is in memory already, and allowed as much again: no
+		// file part goes to disk.
+		err = r.ParseMultipartForm(MaxBodyBytes)
+	} else {
+		err = r.ParseForm()
+	}
+	if err != nil {
+		r.PostForm = nil
+		return fmt.Errorf("parsing form: %w", err)
+	}
+	return nil
+}
+
+// jsonTooDeep reports the offset of the first bracket of body that opens
+// a level deeper than maxJSONDepth, counting brackets outside strings: one
+// pass, no allocation, before anything decodes the body. On JSON it is the
+// nesting depth; on anything else it still ends, and what it reports is
+// refused as invalid either way.
+func jsonTooDeep(body []byte) (offset int, deep bool) {
+	depth, inString, escaped := 0, false, false
+	for i, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxJSONDepth {
+				return i, true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return 0, false
 }
 
 // jsonBody is a request body read the way FastAPI reads a pydantic model:
@@ -67,6 +183,13 @@ func parseJSONBody(w http.ResponseWriter, r *http.Request) (b *jsonBody, syntax 
 		b.errs = append(b.errs, validationItem{Type: "model_attributes_type", Loc: []any{"body"},
 			Msg: "Input should be a valid dictionary or object to extract fields from", Input: string(body)})
 		return b, nil, nil
+	}
+	if off, deep := jsonTooDeep(body); deep {
+		// No body of the API nests past two levels. FastAPI reads deeper
+		// ones up to Python's recursion limit; here they are refused
+		// before any decoding, in the shape of malformed JSON.
+		return nil, []validationItem{{Type: "json_invalid", Loc: []any{"body", off}, Msg: "JSON decode error",
+			Input: map[string]any{}, Ctx: map[string]any{"error": fmt.Sprintf("nested deeper than %d levels", maxJSONDepth)}}}, nil
 	}
 	if !json.Valid(body) {
 		var v any
@@ -243,25 +366,15 @@ type loginForm struct {
 	username, password string
 }
 
-// parseLoginForm reads the login form; faults come back as 422 items.
+// parseLoginForm reads the login form; faults come back as 422 items, a
+// body too large or too slow as errBodyTooLarge or errReadTimeout, and a
+// username or password longer than any account can have as
+// caddyauth.ErrBadCredentials (400 LOGIN_BAD_CREDENTIALS).
 func parseLoginForm(w http.ResponseWriter, r *http.Request) (*loginForm, []validationItem, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var err error
-	switch mt {
-	case "application/x-www-form-urlencoded":
-		err = r.ParseForm()
-	case "multipart/form-data":
-		err = r.ParseMultipartForm(MaxBodyBytes)
+	if err := readForm(w, r); errors.Is(err, errBodyTooLarge) || errors.Is(err, errReadTimeout) {
+		return nil, nil, err
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, nil, errBodyTooLarge
-	}
-	if err != nil {
-		// A form that cannot be parsed carries no fields.
-		r.PostForm = nil
-	}
+	// A form that cannot be parsed carries no fields (readForm left none).
 	get := func(k string) string {
 		if r.PostForm == nil {
 			return ""
@@ -280,6 +393,14 @@ func parseLoginForm(w http.ResponseWriter, r *http.Request) (*loginForm, []valid
 	if gt := get("grant_type"); gt != "" && gt != "password" {
 		items = append(items, validationItem{Type: "string_pattern_mismatch", Loc: []any{"body", "grant_type"},
 			Msg: "String should match pattern '^password$'", Input: gt, Ctx: map[string]any{"pattern": "^password$"}})
+	}
+	// fastapi-users takes any string and answers an unknown login 400
+	// LOGIN_BAD_CREDENTIALS (contract §3, §4.1); so does this, for values
+	// no account can match, without the lookup or the hashing. After the
+	// 422s, which FastAPI checks first (§2.5). The username is measured as
+	// Login looks it up, without surrounding white space.
+	if len(items) == 0 && (len(strings.TrimSpace(f.username)) > maxLoginUsernameBytes || len(f.password) > maxLoginPasswordBytes) {
+		return nil, nil, caddyauth.ErrBadCredentials
 	}
 	return f, items, nil
 }

@@ -253,19 +253,16 @@ func (a *API) csrfFor(w http.ResponseWriter, r *http.Request) string {
 // that matches the browser's CSRF cookie, which another site can neither
 // read nor compute. It answers the failure itself.
 func (a *API) checkForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	var err error
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
-		err = r.ParseMultipartForm(MaxBodyBytes)
-	} else {
-		err = r.ParseForm()
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
-			return false
-		}
+	// The same bound and read deadline as the API's bodies: a slow client
+	// holds neither a goroutine nor, later, a hashing slot for long.
+	switch err := readForm(w, r); {
+	case errors.Is(err, errBodyTooLarge):
+		http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
+		return false
+	case errors.Is(err, errReadTimeout):
+		http.Error(w, "Request Timeout", http.StatusRequestTimeout)
+		return false
+	case err != nil:
 		a.renderMessage(w, r, http.StatusBadRequest, "Something went wrong", "The form could not be read. Please try again.", "", "")
 		return false
 	}
@@ -383,7 +380,7 @@ func (a *API) loginForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rd, username := a.rd(r), strings.TrimSpace(r.PostForm.Get("username"))
-	res, err := a.Service.Login(r.Context(), username, r.PostForm.Get("password"), store.TransportCookie, a.clientInfo(r))
+	res, err := a.Service.Login(a.withLoginLinks(r), username, r.PostForm.Get("password"), store.TransportCookie, a.clientInfo(r))
 	switch {
 	case errors.Is(err, caddyauth.ErrNotVerified):
 		a.render(w, r, http.StatusBadRequest, "login", &pageData{RD: rd, Email: username,
@@ -414,6 +411,9 @@ func isClientError(err error) bool {
 }
 
 func (a *API) pageFailure(w http.ResponseWriter, r *http.Request, err error) {
+	if clientGone(w, r, a.log(), err) {
+		return
+	}
 	var re *caddyauth.RetryError
 	if errors.As(err, &re) {
 		status := retryStatus(w, re)
@@ -636,7 +636,8 @@ func (a *API) accountForm(action string) http.HandlerFunc {
 			a.toLogin(w, r)
 			return
 		}
-		ctx, f := r.Context(), r.PostForm
+		// The user acts on their own account: the audit log names them.
+		ctx, f := caddyauth.WithActor(r.Context(), p.UserID), r.PostForm
 		var err error
 		switch action {
 		case "profile":
@@ -708,7 +709,7 @@ func (a *API) logoutForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p := a.pageUser(r); p != nil {
-		if err := a.Service.Logout(r.Context(), p); err != nil {
+		if err := a.Service.Logout(caddyauth.WithActor(r.Context(), p.UserID), p); err != nil {
 			a.pageFailure(w, r, err)
 			return
 		}

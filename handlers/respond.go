@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -82,9 +83,32 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		writeJSON(w, http.StatusRequestEntityTooLarge, detail{"Request Entity Too Large"})
 		return
 	}
+	if errors.Is(err, errReadTimeout) {
+		writeJSON(w, http.StatusRequestTimeout, detail{"Request Timeout"})
+		return
+	}
+	if clientGone(w, r, log, err) {
+		return
+	}
 	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
 }
+
+// clientGone answers a request whose client went away (while it waited
+// to hash, say) and reports whether err was that. Nobody reads the answer,
+// and it is no failure of ours: no error is logged.
+func clientGone(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) bool {
+	if !errors.Is(err, context.Canceled) || r.Context().Err() == nil {
+		return false
+	}
+	log.DebugContext(r.Context(), "client gone", "method", r.Method, "path", r.URL.Path)
+	w.WriteHeader(statusClientClosedRequest)
+	return true
+}
+
+// statusClientClosedRequest is nginx's and Caddy's status for a request
+// whose client hung up before the answer.
+const statusClientClosedRequest = 499
 
 // retryStatus sets Retry-After, in whole seconds rounded up (at least
 // one), and returns the status of re: 429 Too Many Requests or 503
