@@ -917,3 +917,26 @@ func TestCacheEntriesOfOtherKeysDoNotCount(t *testing.T) {
 		t.Fatalf("after a secret change the cached token gave %v, %v; want ErrUnauthenticated", p, err)
 	}
 }
+
+// TestRegisterTakenEmailCostsAHash: registering an email that is taken
+// must cost the password hash that a free one costs, or response times
+// would list the accounts (the API's answer says so anyway, by
+// fastapi-users' contract, but the page and the time need not). Not
+// parallel, so that no other test allocates meanwhile.
+func TestRegisterTakenEmailCostsAHash(t *testing.T) {
+	const memKiB = 8 << 10 // 8 MiB per hash
+	e := newEnv(t, func(o *caddyauth.Options) {
+		o.Hasher = paramsHasher(t, caddyauth.Argon2Params{Memory: memKiB, Time: 1, Threads: 1})
+	})
+	e.mustUser(t, "arthur@camelot.bt")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := e.svc.Register(context.Background(), "ARTHUR@camelot.bt", testPassword, "", caddyauth.Links{})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, caddyauth.ErrUserExists) {
+		t.Fatalf("Register(taken) = %v, want ErrUserExists", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n < memKiB<<10 {
+		t.Errorf("registering a taken email allocated %d bytes: no password hash was computed (want ≥ %d)", n, memKiB<<10)
+	}
+}
