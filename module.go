@@ -95,7 +95,8 @@ type App struct {
 
 	// A directory whose files replace the embedded mail templates of the
 	// same name: verify.subject.txt, verify.txt, verify.html,
-	// reset.subject.txt, reset.txt, reset.html. Default: the embedded ones.
+	// reset.subject.txt, reset.txt, reset.html, locked.subject.txt,
+	// locked.txt, locked.html. Default: the embedded ones.
 	MailTemplates string `json:"mail_templates,omitempty"`
 
 	// How long a password reset link works. Default: 1h.

@@ -90,6 +90,42 @@ func TestAccountLockout(t *testing.T) {
 	}
 }
 
+// TestResetLiftsTheLock: the lockout notice sends its owner to reset the
+// password, and the new password must then work at once. The address's
+// failures are not forgiven with it.
+func TestResetLiftsTheLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := limitEnv(t, nil)
+	e.mustUser(t, "arthur@camelot.bt")
+	for range testLimit.Account {
+		e.loginFrom("192.0.2.1", "arthur@camelot.bt", "wrong password")
+	}
+	e.outbox(t) // the notice
+	if err := e.svc.ForgotPassword(ctx, "arthur@camelot.bt", testLinks); err != nil {
+		t.Fatal(err)
+	}
+	token := tokenOf(t, e.outbox(t), "arthur@camelot.bt", testLinks.Reset)
+	// Before the reset the lock holds, whatever the password.
+	if _, err := e.loginFrom("198.51.100.1", "arthur@camelot.bt", testPassword); err != caddyauth.ErrBadCredentials {
+		t.Fatalf("during the lock: %v, want ErrBadCredentials", err)
+	}
+	const fresh = "a new and quite long passphrase"
+	if err := e.svc.ResetPassword(ctx, token, fresh); err != nil {
+		t.Fatalf("ResetPassword: %v", err)
+	}
+	if _, err := e.loginFrom("198.51.100.1", "arthur@camelot.bt", fresh); err != nil {
+		t.Fatalf("the new password right after the reset: %v", err)
+	}
+	// 192.0.2.1 has failed testLimit.Account times; its count runs on to
+	// the address ban.
+	for range testLimit.IP - testLimit.Account {
+		e.loginFrom("192.0.2.1", "nobody@camelot.bt", "wrong password")
+	}
+	_, err := e.loginFrom("192.0.2.1", "arthur@camelot.bt", fresh)
+	wantRetry(t, err, testLimit.Ban)
+}
+
 func TestSuccessClearsTheAccountsFailures(t *testing.T) {
 	t.Parallel()
 	e := limitEnv(t, nil)

@@ -195,6 +195,17 @@ func (s *Service) upgradeHash(ctx context.Context, u *store.User, password strin
 
 var errPasswordChanged = errors.New("password changed meanwhile")
 
+// accessClaims are the claims of a bearer token: fastapi-users' sub, aud
+// and exp, the session id as jti, and a random nonce that makes the token
+// impossible to rebuild from the store (see openSession). Verification
+// does not require the nonce: the token must match its stored digest
+// anyway, and tokens issued before it existed stay valid until they
+// expire.
+type accessClaims struct {
+	jwt.RegisteredClaims
+	Nonce string `json:"nonce"`
+}
+
 // openSession stores a new session for u and returns its credential.
 // Every login gets a fresh random id and token: a session id chosen
 // before login (fixation) never becomes a logged-in one.
@@ -222,12 +233,24 @@ func (s *Service) openSession(ctx context.Context, u *store.User, t store.Transp
 	var credential, token string
 	switch t {
 	case store.TransportBearer:
-		claims := jwt.RegisteredClaims{
-			Subject:   u.ID,
-			Audience:  jwt.ClaimStrings{JWTAudience},
-			ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        sess.ID,
+		// Every other claim can be read off the session row, so without
+		// the nonce whoever holds a copy of the database and the secret
+		// (kept in the same file by default) could sign the very token
+		// whose digest is stored, and use it. The nonce is never stored:
+		// the digest alone does not give it back.
+		var nonce [16]byte
+		if _, err := io.ReadFull(s.rand, nonce[:]); err != nil {
+			return nil, fmt.Errorf("reading randomness: %w", err)
+		}
+		claims := accessClaims{
+			RegisteredClaims: jwt.RegisteredClaims{
+				Subject:   u.ID,
+				Audience:  jwt.ClaimStrings{JWTAudience},
+				ExpiresAt: jwt.NewNumericDate(sess.ExpiresAt),
+				IssuedAt:  jwt.NewNumericDate(now),
+				ID:        sess.ID,
+			},
+			Nonce: base64.RawURLEncoding.EncodeToString(nonce[:]),
 		}
 		signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.keys.jwt)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"maps"
 	"runtime"
@@ -127,8 +128,8 @@ func TestAccessTokenClaims(t *testing.T) {
 		t.Errorf("header = %v, want {alg: HS256, typ: JWT}", header)
 	}
 	claims := decodeSegment(t, segs[1])
-	if keys := slices.Sorted(maps.Keys(claims)); !slices.Equal(keys, []string{"aud", "exp", "iat", "jti", "sub"}) {
-		t.Errorf("claims %v, want exactly aud exp iat jti sub", keys)
+	if keys := slices.Sorted(maps.Keys(claims)); !slices.Equal(keys, []string{"aud", "exp", "iat", "jti", "nonce", "sub"}) {
+		t.Errorf("claims %v, want exactly aud exp iat jti nonce sub", keys)
 	}
 	if got, want := string(claims["sub"]), `"`+u.ID+`"`; got != want {
 		t.Errorf("sub = %s, want %s", got, want)
@@ -168,6 +169,53 @@ func TestAccessTokenClaims(t *testing.T) {
 	other := e.login(t, "arthur@camelot.bt", store.TransportBearer)
 	if c := decodeSegment(t, strings.Split(other.Credential, ".")[1]); string(c["jti"]) == string(claims["jti"]) {
 		t.Error("two logins share a jti")
+	}
+}
+
+// TestStoreCopyCannotRebuildAccessTokens plays someone holding a copy
+// of the database and the secret (which by default lives in the same
+// file): every claim but the nonce can be read off the session row, and
+// the token is signed the way golang-jwt lays it out. Without the nonce
+// the rebuilt token would be the very one whose digest is stored.
+func TestStoreCopyCannotRebuildAccessTokens(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	u := e.mustUser(t, "arthur@camelot.bt")
+	res := e.login(t, "arthur@camelot.bt", store.TransportBearer)
+	row := res.Session
+
+	segs := strings.Split(res.Credential, ".")
+	payload := fmt.Sprintf(`{"sub":%q,"aud":[%q],"exp":%d,"iat":%d,"jti":%q}`,
+		u.ID, caddyauth.JWTAudience, row.ExpiresAt.Unix(), row.CreatedAt.Unix(), row.ID)
+	// The rebuild is faithful: the real payload is this one plus the nonce.
+	real, err := b64.DecodeString(segs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce string
+	if err := json.Unmarshal(decodeSegment(t, segs[1])["nonce"], &nonce); err != nil || len(nonce) < 22 {
+		t.Fatalf("nonce %q (%v), want 16 random bytes in base64", nonce, err)
+	}
+	if want := strings.TrimSuffix(payload, "}") + fmt.Sprintf(`,"nonce":%q}`, nonce); string(real) != want {
+		t.Fatalf("payload\n%s\nis not the row's claims plus the nonce\n%s", real, want)
+	}
+
+	head := b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	if head != segs[0] {
+		t.Fatalf("header %s, want %s", segs[0], head)
+	}
+	m := hmac.New(sha256.New, jwtKey(t, testSecret))
+	body := head + "." + b64.EncodeToString([]byte(payload))
+	m.Write([]byte(body))
+	rebuilt := body + "." + b64.EncodeToString(m.Sum(nil))
+	if digest := sha256.Sum256([]byte(rebuilt)); bytes.Equal(digest[:], row.TokenDigest) {
+		t.Fatal("a token rebuilt from the session row matches the stored digest")
+	}
+	if _, err := e.auth(store.TransportBearer, rebuilt); !errors.Is(err, caddyauth.ErrUnauthenticated) {
+		t.Fatalf("rebuilt token: err = %v, want ErrUnauthenticated", err)
+	}
+	if _, err := e.auth(store.TransportBearer, res.Credential); err != nil {
+		t.Fatalf("the real token: %v", err)
 	}
 }
 

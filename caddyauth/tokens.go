@@ -270,6 +270,15 @@ func (s *Service) resetPassword(ctx context.Context, token, password string) (*s
 		}
 		return nil, err
 	}
+	// Whoever completes a reset holds the mailbox, and so could take the
+	// account anyway: its lock, which exists to stop guessing, would only
+	// keep the owner from signing in with the password just chosen. The
+	// address's count is left alone.
+	if !s.limit.Off {
+		if err := s.store.LiftLimit(ctx, s.accountKey(u.Email)); err != nil {
+			s.log.ErrorContext(ctx, "lifting the account's lock after a reset", "user_id", u.ID, "error", err)
+		}
+	}
 	s.emit(ctx, EventPasswordReset, u)
 	return u, nil
 }

@@ -119,8 +119,13 @@ func TestTokens(t *testing.T) {
 			names = append(names, k)
 		}
 		slices.Sort(names)
-		if strings.Join(names, ",") != "aud,exp,iat,jti,sub" {
-			t.Errorf("claims %v, want aud, exp, iat, jti, sub", claims)
+		if strings.Join(names, ",") != "aud,exp,iat,jti,nonce,sub" {
+			t.Errorf("claims %v, want aud, exp, iat, jti, nonce, sub", claims)
+		}
+		// The nonce is what a copy of the database cannot give back: 16
+		// random bytes, stored nowhere.
+		if nonce, _ := claims["nonce"].(string); len(nonce) != 22 {
+			t.Errorf("nonce %q, want 22 base64url characters", nonce)
 		}
 		aud, _ := claims["aud"].([]any)
 		if claims["sub"] != victim.ID || len(aud) != 1 || aud[0] != "fastapi-users:auth" {

@@ -237,6 +237,9 @@ type Limits interface {
 	// ClearFailures forgets the failures counted against key, but not a
 	// ban in force. It is not an error if there are none.
 	ClearFailures(ctx context.Context, key string, now time.Time) error
+	// LiftLimit forgets key's failures and ends a ban in force. It is not
+	// an error if there is none.
+	LiftLimit(ctx context.Context, key string) error
 	// DeleteExpiredLimits removes the records whose window and ban are both
 	// over at now, and returns how many went.
 	DeleteExpiredLimits(ctx context.Context, now time.Time) (int, error)

@@ -17,6 +17,7 @@ ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_ends_at = e
 	banned_until = excluded.banned_until`
 	sqlBannedUntil        = `SELECT banned_until FROM login_limits WHERE key = ? AND banned_until > ?`
 	sqlClearFailures      = `DELETE FROM login_limits WHERE key = ? AND banned_until <= ?`
+	sqlLiftLimit          = `DELETE FROM login_limits WHERE key = ?`
 	sqlDeleteExpiredLimit = `DELETE FROM login_limits WHERE window_ends_at <= ? AND banned_until <= ?`
 )
 
@@ -80,6 +81,12 @@ func (s *Store) BannedUntil(ctx context.Context, key string, now time.Time) (tim
 // ClearFailures deletes key's record unless a ban is in force.
 func (s *Store) ClearFailures(ctx context.Context, key string, now time.Time) error {
 	_, err := s.write(ctx, "clearing failures", sqlClearFailures, key, micros(now))
+	return err
+}
+
+// LiftLimit deletes key's record, ban included.
+func (s *Store) LiftLimit(ctx context.Context, key string) error {
+	_, err := s.write(ctx, "lifting limit", sqlLiftLimit, key)
 	return err
 }
 

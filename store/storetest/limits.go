@@ -154,6 +154,41 @@ func testClearFailures(t *testing.T, s store.Store) {
 	}
 }
 
+func testLiftLimit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0
+	var until time.Time
+	for range testLimit.Max {
+		until, _ = recordFailure(t, s, "k", testLimit, now)
+	}
+	recordFailure(t, s, "other", testLimit, now)
+	if got := bannedUntil(t, s, "k", now); got.IsZero() || !got.Equal(until) {
+		t.Fatalf("BannedUntil = %v, want %v", got, until)
+	}
+	if err := s.LiftLimit(ctx, "k"); err != nil {
+		t.Fatalf("LiftLimit: %v", err)
+	}
+	if got := bannedUntil(t, s, "k", now); !got.IsZero() {
+		t.Fatalf("BannedUntil after LiftLimit = %v, want none", got)
+	}
+	// The count starts again from nothing.
+	for range testLimit.Max - 1 {
+		if _, started := recordFailure(t, s, "k", testLimit, now); started {
+			t.Fatal("failures before LiftLimit still counted")
+		}
+	}
+	// Other keys keep theirs: one more failure of "other" is its second.
+	for range testLimit.Max - 2 {
+		recordFailure(t, s, "other", testLimit, now)
+	}
+	if _, started := recordFailure(t, s, "other", testLimit, now); !started {
+		t.Fatal("LiftLimit of one key cleared another's failures")
+	}
+	if err := s.LiftLimit(ctx, "none"); err != nil {
+		t.Fatalf("LiftLimit of an unknown key: %v", err)
+	}
+}
+
 func testDeleteExpiredLimits(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	now := t0

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordFailureWindow", testRecordFailureWindow},
 		{"RecordFailureConcurrent", testRecordFailureConcurrent},
 		{"ClearFailures", testClearFailures},
+		{"LiftLimit", testLiftLimit},
 		{"DeleteExpiredLimits", testDeleteExpiredLimits},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"CancelledContext", testCancelledContext},
