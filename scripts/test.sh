@@ -35,6 +35,24 @@ else
 	/usr/bin/chromium --version
 fi
 
+# PostgreSQL server binaries for the PostgreSQL store's tests, from Debian's
+# packages. The tests never use the cluster service the package sets up:
+# store/postgres/pgtest runs initdb and postgres itself (as the postgres
+# user when run as root), in a temporary directory on a free 127.0.0.1
+# port. It finds them under /usr/lib/postgresql/*/bin (or $PG_BIN).
+if [ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/initdb" ]; then
+	echo "== tools: postgresql at $PG_BIN"
+elif compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+	echo "== tools: postgresql at" /usr/lib/postgresql/*/bin
+else
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+	echo "== tools: installing postgresql: ${sudo:+$sudo }apt-get update; ${sudo:+$sudo }apt-get install -y --no-install-recommends postgresql"
+	$sudo apt-get update
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+	ls /usr/lib/postgresql/*/bin/initdb
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
 if [ -n "$unformatted" ]; then
