@@ -123,18 +123,6 @@ func attrsOf(recs []auditRecord) []map[string]any {
 	return out
 }
 
-// without returns recs minus the entries of the events given (the login
-// entries, which other tests pin down).
-func without(recs []auditRecord, events ...string) []auditRecord {
-	var out []auditRecord
-	for _, r := range recs {
-		if ev, _ := r.attrs["event"].(string); !slices.Contains(events, ev) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func TestAuditRegister(t *testing.T) {
 	t.Parallel()
 	e, capture := newAuditEnv(t, nil)

@@ -86,7 +86,7 @@ func (s *Service) limitKey(kind, value string) string {
 // exists: folded as the store folds emails for lookups, so that case
 // variants of one address count as one.
 func (s *Service) accountKey(username string) string {
-	return s.limitKey("account", strings.ToLower(strings.TrimSpace(username)))
+	return s.limitKey("account", store.EmailKey(strings.TrimSpace(username)))
 }
 
 // addressKey is the key of a client address, "" when there is none (the

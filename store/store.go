@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -255,4 +256,29 @@ type Store interface {
 	Limits
 	// Close releases the database.
 	Close() error
+}
+
+// EmailKey is how every store folds an email for its uniqueness and its
+// lookups, "ignoring case" above: Unicode lower case, done in Go rather
+// than by the database (SQLite's lower() folds ASCII only; PostgreSQL's
+// depends on the locale), so that an account is found by the same
+// spellings whichever store holds it.
+func EmailKey(email string) string { return strings.ToLower(email) }
+
+// IssuedMessageTimes are the times IssueToken queues msg with: a zero
+// CreatedAt or NextAttemptAt is now, and the mail expires with its token
+// (or before, if msg says so), as it is worth delivering only while the
+// token works.
+func IssuedMessageTimes(tok *ActionToken, msg *Message, now time.Time) (created, next, expires time.Time) {
+	created, next, expires = msg.CreatedAt, msg.NextAttemptAt, msg.ExpiresAt
+	if expires.IsZero() || tok.ExpiresAt.Before(expires) {
+		expires = tok.ExpiresAt
+	}
+	if created.IsZero() {
+		created = now
+	}
+	if next.IsZero() {
+		next = now
+	}
+	return created, next, expires
 }

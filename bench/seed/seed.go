@@ -397,7 +397,7 @@ func (u *userRows) row(i int, args []any) error {
 	email := emailOf(i)
 	args[0] = id.String()
 	args[1] = email
-	args[2] = strings.ToLower(email)
+	args[2] = store.EmailKey(email)
 	args[3] = u.hash
 	args[4] = true  // is_active
 	args[5] = false // is_superuser

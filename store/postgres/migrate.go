@@ -5,12 +5,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/gatehouse-caddy/gatehouse/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -42,41 +38,8 @@ const (
 	sqlRecordMigration  = `INSERT INTO schema_migrations (version) VALUES ($1)`
 )
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations ordered by version.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("reading migrations: %q is not named NNNN_what.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("reading migration %s: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("reading migrations: %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
+func migrations() ([]store.Migration, error) { return store.ReadMigrations(migrationFiles) }
 
 // migrate applies the migrations the database lacks, each in its own
 // transaction, holding a session-level advisory lock throughout.
@@ -127,7 +90,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
 	}
 	for _, m := range ms {
 		if err := apply(ctx, conn, m); err != nil {
-			return fmt.Errorf("applying migration %s: %w", m.name, err)
+			return fmt.Errorf("applying migration %s: %w", m.Name, err)
 		}
 	}
 	var unlocked bool
@@ -144,7 +107,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) (err error) {
 }
 
 // apply runs m in a transaction unless it was applied already.
-func apply(ctx context.Context, conn *pgx.Conn, m migration) (err error) {
+func apply(ctx context.Context, conn *pgx.Conn, m store.Migration) (err error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
@@ -155,7 +118,7 @@ func apply(ctx context.Context, conn *pgx.Conn, m migration) (err error) {
 		}
 	}()
 	var done bool
-	if err := tx.QueryRow(ctx, sqlMigrationApplied, m.version).Scan(&done); err != nil {
+	if err := tx.QueryRow(ctx, sqlMigrationApplied, m.Version).Scan(&done); err != nil {
 		return fmt.Errorf("reading schema_migrations: %w", err)
 	}
 	if done {
@@ -163,10 +126,10 @@ func apply(ctx context.Context, conn *pgx.Conn, m migration) (err error) {
 	}
 	// Without arguments pgx sends the file with the simple query protocol,
 	// which runs several statements, inside this transaction.
-	if _, err := tx.Exec(ctx, m.sql); err != nil {
+	if _, err := tx.Exec(ctx, m.SQL); err != nil {
 		return fmt.Errorf("running: %w", err)
 	}
-	if _, err := tx.Exec(ctx, sqlRecordMigration, m.version); err != nil {
+	if _, err := tx.Exec(ctx, sqlRecordMigration, m.Version); err != nil {
 		return fmt.Errorf("recording: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

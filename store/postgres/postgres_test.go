@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -57,15 +56,18 @@ func openClosed(t *testing.T, dsn string) *Store {
 	return s
 }
 
-// openStores opens n stores on one database, as n Caddy instances would,
-// and closes them when the test ends.
-func openStores(t *testing.T, dsn string, n int) []*Store {
-	t.Helper()
-	stores := make([]*Store, n)
-	for i := range stores {
-		stores[i] = openClosed(t, dsn)
-	}
-	return stores
+// TestShared runs the multi-instance suite: n stores on one database, as
+// n Caddy instances would open it.
+func TestShared(t *testing.T) {
+	c := pgtest.Shared(t)
+	storetest.RunShared(t, func(t *testing.T, n int) []store.Store {
+		dsn := c.NewDatabase(t)
+		stores := make([]store.Store, n)
+		for i := range stores {
+			stores[i] = openClosed(t, dsn)
+		}
+		return stores
+	})
 }
 
 func testUser(email string) *store.User {
@@ -92,30 +94,6 @@ func newID() string {
 	defer idSeq.Unlock()
 	idSeq.n++
 	return fmt.Sprintf("00000000-0000-4000-8000-%012d", idSeq.n)
-}
-
-func testMessage(to string) *store.Message {
-	return &store.Message{
-		To:            to,
-		Subject:       "Hello",
-		Text:          "Hello\n",
-		HTML:          "<p>Hello</p>",
-		CreatedAt:     time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
-		NextAttemptAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
-	}
-}
-
-func testToken(userID, seed string) *store.ActionToken {
-	d := sha256.Sum256([]byte(seed))
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	return &store.ActionToken{
-		Digest:    d[:],
-		UserID:    userID,
-		Purpose:   store.PurposeResetPassword,
-		Email:     "owner@example.com",
-		CreatedAt: now,
-		ExpiresAt: now.Add(time.Hour),
-	}
 }
 
 // appliedMigrations reads schema_migrations: version → applied_at.
@@ -152,7 +130,7 @@ func wantVersions(t *testing.T) []int {
 	}
 	var vs []int
 	for _, m := range ms {
-		vs = append(vs, m.version)
+		vs = append(vs, m.Version)
 	}
 	return vs
 }
@@ -588,312 +566,5 @@ func TestServerRestart(t *testing.T) {
 	// A write refused while the server was down was not done.
 	if _, err := s.UserByEmail(ctx, "new@example.com"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UserByEmail of the user created while down: err = %v, want ErrNotFound", err)
-	}
-}
-
-// Registrations of one email through two instances at once: exactly one
-// succeeds, the others get ErrConflict, whatever the case of the email.
-func TestRegistrationRaceAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 2)
-	for round := range 10 {
-		email := fmt.Sprintf("Race%d@Example.com", round)
-		const perStore = 8
-		var (
-			wg         sync.WaitGroup
-			mu         sync.Mutex
-			ok, denied int
-		)
-		start := make(chan struct{})
-		for i, s := range stores {
-			for j := range perStore {
-				wg.Go(func() {
-					<-start
-					e := email
-					if j%2 == 1 {
-						e = strings.ToUpper(email)
-					}
-					err := s.CreateUser(ctx, testUser(e))
-					mu.Lock()
-					defer mu.Unlock()
-					switch {
-					case err == nil:
-						ok++
-					case errors.Is(err, store.ErrConflict):
-						denied++
-					default:
-						t.Errorf("CreateUser through store %d: %v", i, err)
-					}
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
-		if ok != 1 || denied != 2*perStore-1 {
-			t.Errorf("round %d: %d registrations of %q: %d succeeded, %d got ErrConflict; want 1 and %d",
-				round, 2*perStore, email, ok, denied, 2*perStore-1)
-		}
-		for i, s := range stores {
-			if _, err := s.UserByEmail(ctx, email); err != nil {
-				t.Errorf("round %d: UserByEmail through store %d: %v", round, i, err)
-			}
-		}
-	}
-}
-
-// Failures recorded through two instances add up: the ban starts at the
-// Max-th failure counted by either, exactly once, and holds on both.
-func TestFailuresAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 2)
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	l := store.Limit{Max: 10, Window: time.Hour, Ban: 15 * time.Minute}
-
-	// Max − 1 failures, alternating: no ban.
-	for i := range l.Max - 1 {
-		if until, started, err := stores[i%2].RecordFailure(ctx, "seq", l, now); err != nil || started || !until.IsZero() {
-			t.Fatalf("failure %d = %v, %v, %v; want no ban", i+1, until, started, err)
-		}
-	}
-	until, started, err := stores[1].RecordFailure(ctx, "seq", l, now)
-	if err != nil || !started || !until.Equal(now.Add(l.Ban)) {
-		t.Fatalf("failure %d, through the other store = %v, %v, %v; want a ban until %v", l.Max, until, started, err, now.Add(l.Ban))
-	}
-	for i, s := range stores {
-		if got, err := s.BannedUntil(ctx, "seq", now); err != nil || !got.Equal(until) {
-			t.Errorf("BannedUntil through store %d = %v, %v; want %v", i, got, err, until)
-		}
-	}
-
-	// Concurrently: 4 × Max failures through both, none lost, one ban.
-	var (
-		wg            sync.WaitGroup
-		mu            sync.Mutex
-		starts, fails int
-	)
-	start := make(chan struct{})
-	for i := range 4 * l.Max {
-		wg.Go(func() {
-			<-start
-			_, started, err := stores[i%2].RecordFailure(ctx, "concurrent", l, now)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				fails++
-				t.Errorf("RecordFailure: %v", err)
-			}
-			if started {
-				starts++
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if starts != 1 {
-		t.Errorf("%d concurrent failures through two stores started %d bans, want 1", 4*l.Max, starts)
-	}
-
-	// Max − 1 concurrent failures of a fresh key: all counted, none bans;
-	// one more does. Several rounds, as a lost count shows only when two
-	// calls meet.
-	for round := range 10 {
-		key := fmt.Sprintf("count %d", round)
-		start := make(chan struct{})
-		for i := range l.Max - 1 {
-			wg.Go(func() {
-				<-start
-				if _, started, err := stores[i%2].RecordFailure(ctx, key, l, now); err != nil || started {
-					t.Errorf("RecordFailure = %v, %v; want no ban", started, err)
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		if _, started, err := stores[round%2].RecordFailure(ctx, key, l, now); err != nil || !started {
-			t.Fatalf("round %d: failure %d after %d concurrent ones = %v, %v; want it to start the ban: failures were lost",
-				round, l.Max, l.Max-1, started, err)
-		}
-	}
-}
-
-// Senders in two instances claim side by side: every message is claimed
-// once, by one sender.
-func TestClaimMessagesAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 2)
-	const messages = 200
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for i := range messages {
-		if err := stores[i%2].QueueMessage(ctx, testMessage(fmt.Sprintf("to%d@example.com", i))); err != nil {
-			t.Fatalf("QueueMessage: %v", err)
-		}
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		owner = map[int64]string{}
-	)
-	start := make(chan struct{})
-	for i, s := range stores {
-		for j := range 4 {
-			sender := fmt.Sprintf("store %d sender %d", i, j)
-			wg.Go(func() {
-				<-start
-				for {
-					msgs, err := s.ClaimMessages(ctx, now, now.Add(time.Minute), 3)
-					if err != nil {
-						t.Errorf("ClaimMessages by %s: %v", sender, err)
-						return
-					}
-					if len(msgs) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, m := range msgs {
-						if other, dup := owner[m.ID]; dup {
-							t.Errorf("message %d claimed by %s and %s", m.ID, other, sender)
-						}
-						if m.Attempts != 1 {
-							t.Errorf("message %d claimed with Attempts %d, want 1", m.ID, m.Attempts)
-						}
-						owner[m.ID] = sender
-					}
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	close(start)
-	wg.Wait()
-	if len(owner) != messages {
-		t.Errorf("%d messages claimed, want %d", len(owner), messages)
-	}
-	// All leased: nothing is due until the lease ends.
-	if msgs, err := stores[0].ClaimMessages(ctx, now, now.Add(time.Minute), 10); err != nil || len(msgs) != 0 {
-		t.Errorf("ClaimMessages with everything leased = %d messages, %v; want none", len(msgs), err)
-	}
-}
-
-// The mail limit holds across instances: concurrent IssueToken calls
-// through several stores accept no more than Max together.
-func TestIssueTokenAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 3)
-	u := testUser("flood@example.com")
-	if err := stores[0].CreateUser(ctx, u); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	const perStore, limitMax = 6, 4
-	limit := store.MailLimit{Max: limitMax, Window: time.Hour}
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for round := range 5 {
-		address := fmt.Sprintf("flood%d@example.com", round)
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			accepted int
-		)
-		start := make(chan struct{})
-		for i, s := range stores {
-			for j := range perStore {
-				wg.Go(func() {
-					<-start
-					var (
-						ok  bool
-						err error
-					)
-					if j%3 == 2 { // a request that sends nothing counts the same
-						ok, err = s.NoteMailRequest(ctx, strings.ToUpper(address), limit, now)
-					} else {
-						tok := testToken(u.ID, fmt.Sprintf("token %d/%d/%d", round, i, j))
-						ok, err = s.IssueToken(ctx, tok, testMessage(address), limit, now)
-					}
-					if err != nil {
-						t.Errorf("through store %d: %v", i, err)
-						return
-					}
-					if ok {
-						mu.Lock()
-						accepted++
-						mu.Unlock()
-					}
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
-		if accepted != limitMax {
-			t.Errorf("round %d: %d requests through %d stores with Max %d: %d accepted, want %d",
-				round, perStore*len(stores), len(stores), limitMax, accepted, limitMax)
-		}
-	}
-}
-
-// Every instance starting at once gets the same generated secret.
-func TestSettingOrInitAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 4)
-	const perStore = 5
-	for round := range 10 {
-		key := fmt.Sprintf("secret %d", round)
-		values := make([][]byte, len(stores)*perStore)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i, s := range stores {
-			for j := range perStore {
-				wg.Go(func() {
-					<-start
-					v, err := s.SettingOrInit(ctx, key, fmt.Appendf(nil, "value %d/%d", i, j))
-					if err != nil {
-						t.Errorf("SettingOrInit through store %d: %v", i, err)
-					}
-					values[i*perStore+j] = v
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
-		for i, v := range values {
-			if string(v) != string(values[0]) || !strings.HasPrefix(string(v), "value ") {
-				t.Errorf("round %d: SettingOrInit call %d = %q, call 0 got %q", round, i, v, values[0])
-			}
-		}
-	}
-}
-
-// UpdateUser through two instances never loses a change.
-func TestUpdateUserAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, pgtest.Shared(t).NewDatabase(t), 2)
-	u := testUser("serial@example.com")
-	if err := stores[0].CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	const n = 20
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, err := stores[i%2].UpdateUser(ctx, u.ID, func(cur *store.User) error {
-				cur.Roles = append(cur.Roles, fmt.Sprintf("r%02d", i))
-				return nil
-			})
-			if err != nil {
-				t.Errorf("UpdateUser: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	got, err := stores[1].UserByID(ctx, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got.Roles) != n {
-		t.Errorf("after %d concurrent role additions through two stores the user has %d roles: %v", n, len(got.Roles), got.Roles)
 	}
 }

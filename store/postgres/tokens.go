@@ -59,19 +59,9 @@ func lockMail(ctx context.Context, tx pgx.Tx, key string) error {
 // commit, so concurrent callers, in this process or another, never exceed
 // the limit together.
 func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *store.Message, limit store.MailLimit, now time.Time) (bool, error) {
-	key := emailKey(msg.To)
+	key := store.EmailKey(msg.To)
 	cutoff := now.Add(-limit.Window)
-	// The mail is worth delivering only while its token works.
-	created, next, expires := msg.CreatedAt, msg.NextAttemptAt, msg.ExpiresAt
-	if expires.IsZero() || tok.ExpiresAt.Before(expires) {
-		expires = tok.ExpiresAt
-	}
-	if created.IsZero() {
-		created = now
-	}
-	if next.IsZero() {
-		next = now
-	}
+	created, next, expires := store.IssuedMessageTimes(tok, msg, now)
 
 	var (
 		id     int64
@@ -131,7 +121,7 @@ func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *sto
 // a transaction of the same shape (lock, count, insert, prune, commit),
 // minus the token and message rows.
 func (s *Store) NoteMailRequest(ctx context.Context, address string, limit store.MailLimit, now time.Time) (bool, error) {
-	key := emailKey(address)
+	key := store.EmailKey(address)
 	cutoff := now.Add(-limit.Window)
 	under := true
 	err := s.inTx(ctx, "noting mail request", func(tx pgx.Tx) error {

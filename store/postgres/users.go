@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,17 +29,13 @@ WHERE id = $10`
 	sqlListUsers = `SELECT ` + userColumns + ` FROM users ORDER BY email_key, id`
 )
 
-// emailKey is the unique lookup key of an email, folded in Go exactly as
-// the SQLite store folds it, not with the server's locale-dependent lower().
-func emailKey(email string) string { return strings.ToLower(email) }
-
 // CreateUser inserts u; store.ErrConflict when its email (ignoring case) or
 // id is taken. The unique index decides between concurrent registrations
 // of one email, in this process or another: the server makes the second
 // insert wait for the first transaction and then fails it.
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	_, err := s.pool.Exec(ctx, sqlCreateUser,
-		u.ID, u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+		u.ID, u.Email, store.EmailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
 		u.FullName, roles(u.Roles), u.CreatedAt, u.UpdatedAt)
 	if isUnique(err) {
 		return fmt.Errorf("creating user: %w", store.ErrConflict)
@@ -63,7 +58,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*store.User, error) {
 // UserByEmail returns the user with that email, ignoring case, or
 // store.ErrNotFound.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*store.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, sqlUserByEmail, emailKey(email)))
+	u, err := scanUser(s.pool.QueryRow(ctx, sqlUserByEmail, store.EmailKey(email)))
 	if err != nil {
 		return nil, fmt.Errorf("looking up user by email: %w", err)
 	}
@@ -89,7 +84,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, change func(*store.Us
 		}
 		u.ID, u.CreatedAt = id, createdAt
 		_, err = tx.Exec(ctx, sqlUpdateUser,
-			u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+			u.Email, store.EmailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
 			u.FullName, roles(u.Roles), u.UpdatedAt, u.ID)
 		if isUnique(err) {
 			return fmt.Errorf("updating user: %w", store.ErrConflict)

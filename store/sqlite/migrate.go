@@ -6,13 +6,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/gatehouse-caddy/gatehouse/store"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -32,41 +28,8 @@ const (
 	sqlRecordMigration  = `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
 )
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
 // migrations returns the embedded migrations ordered by version.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("listing migrations: %w", err)
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("reading migrations: %q is not named NNNN_what.sql", base)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("reading migration %s: %w", base, err)
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("reading migrations: %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
+func migrations() ([]store.Migration, error) { return store.ReadMigrations(migrationFiles) }
 
 // migrate applies the migrations db lacks, each in its own transaction.
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -76,7 +39,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	for _, m := range ms {
 		if err := applyRetrying(ctx, db, m); err != nil {
-			return fmt.Errorf("applying migration %s: %w", m.name, err)
+			return fmt.Errorf("applying migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -91,7 +54,7 @@ const migrateBusyWait = 15 * time.Second
 // SQLITE_BUSY at once, without waiting the busy_timeout (one of them is
 // turning the file into WAL mode, which its busy handler does not cover):
 // the others then wait their turn here.
-func applyRetrying(ctx context.Context, db *sql.DB, m migration) error {
+func applyRetrying(ctx context.Context, db *sql.DB, m store.Migration) error {
 	deadline := time.Now().Add(migrateBusyWait)
 	delay := 5 * time.Millisecond
 	for {
@@ -117,7 +80,7 @@ func isBusy(err error) bool {
 // transaction, which is IMMEDIATE (the writer's _txlock) and so holds the
 // write lock from its start: when two processes open a new file at once,
 // the second waits for the first and then sees its version recorded.
-func apply(ctx context.Context, db *sql.DB, m migration) (err error) {
+func apply(ctx context.Context, db *sql.DB, m store.Migration) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
@@ -131,16 +94,16 @@ func apply(ctx context.Context, db *sql.DB, m migration) (err error) {
 		return fmt.Errorf("creating schema_migrations: %w", err)
 	}
 	var done bool
-	if err := tx.QueryRowContext(ctx, sqlMigrationApplied, m.version).Scan(&done); err != nil {
+	if err := tx.QueryRowContext(ctx, sqlMigrationApplied, m.Version).Scan(&done); err != nil {
 		return fmt.Errorf("reading schema_migrations: %w", err)
 	}
 	if done {
 		return tx.Commit()
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("running: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, sqlRecordMigration, m.version, micros(time.Now())); err != nil {
+	if _, err := tx.ExecContext(ctx, sqlRecordMigration, m.Version, micros(time.Now())); err != nil {
 		return fmt.Errorf("recording: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -179,7 +179,7 @@ func wantVersions(t *testing.T) []int {
 	}
 	var vs []int
 	for _, m := range ms {
-		vs = append(vs, m.version)
+		vs = append(vs, m.Version)
 	}
 	return vs
 }
@@ -463,116 +463,19 @@ func testSession(userID string, digest []byte) *store.Session {
 	}
 }
 
-// openStores opens n stores on one file, as n processes would, and closes
-// them when the test ends.
-func openStores(t *testing.T, path string, n int) []*Store {
-	t.Helper()
-	stores := make([]*Store, n)
-	for i := range stores {
-		stores[i] = openClosed(t, path)
-	}
-	return stores
-}
-
-// TestIssueTokenAcrossStores checks the mail limit between processes: in
-// one process the single writer connection serialises IssueToken anyway;
-// between processes it is the IMMEDIATE transaction that does.
-func TestIssueTokenAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, filepath.Join(t.TempDir(), "gatehouse.db"), 4)
-	u := testUser("flood@example.com")
-	if err := stores[0].CreateUser(ctx, u); err != nil {
-		t.Fatalf("CreateUser: %v", err)
-	}
-	const perStore, limitMax = 5, 3
-	limit := store.MailLimit{Max: limitMax, Window: time.Hour}
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		accepted int
-	)
-	start := make(chan struct{})
-	for i, s := range stores {
-		for j := range perStore {
-			wg.Go(func() {
-				<-start
-				tok := testToken(u.ID, fmt.Sprintf("token %d/%d", i, j))
-				ok, err := s.IssueToken(ctx, tok, testMessage(u.Email), limit, now)
-				if err != nil {
-					t.Errorf("IssueToken through store %d: %v", i, err)
-					return
-				}
-				if ok {
-					mu.Lock()
-					accepted++
-					mu.Unlock()
-				}
-			})
+// TestShared runs the multi-instance suite: n stores on one file, as n
+// processes would open it. Within one process the single writer
+// connection serialises writes anyway; between processes only SQLite's
+// locking does, which is what this checks.
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T, n int) []store.Store {
+		path := filepath.Join(t.TempDir(), "gatehouse.db")
+		stores := make([]store.Store, n)
+		for i := range stores {
+			stores[i] = openClosed(t, path)
 		}
-	}
-	close(start)
-	wg.Wait()
-	if accepted != limitMax {
-		t.Errorf("%d IssueToken through %d stores with Max %d: %d accepted, want %d",
-			perStore*len(stores), len(stores), limitMax, accepted, limitMax)
-	}
-	msgs, err := stores[0].ClaimMessages(ctx, now, now.Add(time.Minute), 100)
-	if err != nil || len(msgs) != limitMax {
-		t.Errorf("ClaimMessages = %d messages, %v; want %d", len(msgs), err, limitMax)
-	}
-}
-
-// TestClaimMessagesAcrossStores: senders in several processes never claim
-// the same message.
-func TestClaimMessagesAcrossStores(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	stores := openStores(t, filepath.Join(t.TempDir(), "gatehouse.db"), 4)
-	const messages = 40
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for range messages {
-		if err := stores[0].QueueMessage(ctx, testMessage("to@example.com")); err != nil {
-			t.Fatalf("QueueMessage: %v", err)
-		}
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		owner = map[int64]int{}
-	)
-	start := make(chan struct{})
-	for i, s := range stores {
-		for range 2 {
-			wg.Go(func() {
-				<-start
-				for {
-					msgs, err := s.ClaimMessages(ctx, now, now.Add(time.Minute), 3)
-					if err != nil {
-						t.Errorf("ClaimMessages through store %d: %v", i, err)
-						return
-					}
-					if len(msgs) == 0 {
-						return
-					}
-					mu.Lock()
-					for _, m := range msgs {
-						if j, dup := owner[m.ID]; dup {
-							t.Errorf("message %d claimed through stores %d and %d", m.ID, j, i)
-						}
-						owner[m.ID] = i
-					}
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	close(start)
-	wg.Wait()
-	if len(owner) != messages {
-		t.Errorf("%d messages claimed, want %d", len(owner), messages)
-	}
+		return stores
+	})
 }
 
 // TestOutboxSurvivesReopen: a queued message, its lease and its retry
@@ -639,7 +542,7 @@ func TestUpgradeFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := apply(ctx, db, ms[0]); err != nil {
-		t.Fatalf("applying %s: %v", ms[0].name, err)
+		t.Fatalf("applying %s: %v", ms[0].Name, err)
 	}
 	u := testUser("old@example.com")
 	old := &Store{path: path, writer: db, readers: db}

@@ -37,19 +37,9 @@ const (
 // and the insert cannot be split by another IssueToken, from this process
 // or another one: concurrent callers never exceed the limit together.
 func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *store.Message, limit store.MailLimit, now time.Time) (_ bool, err error) {
-	key := emailKey(msg.To)
+	key := store.EmailKey(msg.To)
 	cutoff := micros(now.Add(-limit.Window))
-	// The mail is worth delivering only while its token works.
-	created, next, expires := msg.CreatedAt, msg.NextAttemptAt, msg.ExpiresAt
-	if expires.IsZero() || tok.ExpiresAt.Before(expires) {
-		expires = tok.ExpiresAt
-	}
-	if created.IsZero() {
-		created = now
-	}
-	if next.IsZero() {
-		next = now
-	}
+	created, next, expires := store.IssuedMessageTimes(tok, msg, now)
 
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -120,7 +110,7 @@ func (s *Store) IssueToken(ctx context.Context, tok *store.ActionToken, msg *sto
 // in a write transaction of the same shape (count, insert, prune, commit
 // with its sync), minus the token and message rows.
 func (s *Store) NoteMailRequest(ctx context.Context, address string, limit store.MailLimit, now time.Time) (_ bool, err error) {
-	key := emailKey(address)
+	key := store.EmailKey(address)
 	cutoff := micros(now.Add(-limit.Window))
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/gatehouse-caddy/gatehouse/store"
 )
@@ -25,10 +24,6 @@ WHERE id = ?`
 	sqlListUsers  = `SELECT ` + userColumns + ` FROM users ORDER BY email_key, id`
 )
 
-// emailKey is the unique lookup key of an email. It is folded in Go, not
-// with SQLite's lower(), which folds ASCII letters only.
-func emailKey(email string) string { return strings.ToLower(email) }
-
 // CreateUser inserts u; store.ErrConflict when its email (ignoring case) or
 // id is taken.
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
@@ -37,7 +32,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 		return fmt.Errorf("creating user: %w", err)
 	}
 	_, err = s.writer.ExecContext(ctx, sqlCreateUser,
-		u.ID, u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+		u.ID, u.Email, store.EmailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
 		u.FullName, roles, micros(u.CreatedAt), micros(u.UpdatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("creating user: %w", store.ErrConflict)
@@ -60,7 +55,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*store.User, error) {
 // UserByEmail returns the user with that email, ignoring case, or
 // store.ErrNotFound.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*store.User, error) {
-	u, err := scanUser(s.readers.QueryRowContext(ctx, sqlUserByEmail, emailKey(email)))
+	u, err := scanUser(s.readers.QueryRowContext(ctx, sqlUserByEmail, store.EmailKey(email)))
 	if err != nil {
 		return nil, fmt.Errorf("looking up user by email: %w", err)
 	}
@@ -91,7 +86,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, change func(*store.Us
 		return nil, fmt.Errorf("updating user: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, sqlUpdateUser,
-		u.Email, emailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
+		u.Email, store.EmailKey(u.Email), u.HashedPassword, u.IsActive, u.IsSuperuser, u.IsVerified,
 		u.FullName, roles, micros(u.UpdatedAt), u.ID)
 	if isUnique(err) {
 		return nil, fmt.Errorf("updating user: %w", store.ErrConflict)
