@@ -33,6 +33,11 @@ func init() {
 //
 //	gatehouse {
 //		database sqlite <path>
+//		database postgres <dsn> {
+//			max_conns <n>
+//			connect_timeout <duration>
+//			statement_timeout <duration>|off
+//		}
 //		secret <string>
 //		mail dir <directory>
 //		mail smtp <url> {
@@ -89,14 +94,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		var err error
 		switch opt {
 		case "database":
-			var driver, path string
-			if !d.AllArgs(&driver, &path) {
-				return nil, d.ArgErr()
-			}
-			if driver != "sqlite" {
-				return nil, d.Errf("database: unsupported driver %q (want sqlite)", driver)
-			}
-			app.Database = &DatabaseConfig{Driver: driver, Path: path}
+			app.Database, err = parseDatabase(d)
 		case "secret":
 			err = oneArg(d, &app.Secret)
 		case "mail":

@@ -28,7 +28,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "gatehouse",
-		Usage: "user|sessions <subcommand> --config <path> [flags]",
+		Usage: "user|sessions <subcommand> --config <path> [flags] | migrate --from <database> --to <database>",
 		Short: "Manages Gatehouse accounts and sessions in a config's database",
 		Long:  help(gatehouseLong),
 		CobraFunc: func(cmd *cobra.Command) {
@@ -50,6 +50,7 @@ before the first start:
   caddy gatehouse user passwd --config <Caddyfile> --email <e>
   caddy gatehouse user delete --config <Caddyfile> --email <e>
   caddy gatehouse sessions revoke --config <Caddyfile> --email <e>
+  caddy gatehouse migrate --from <database> --to <database>
 
 Passwords are read from standard input (its first line, without the line
 ending), never from the command line, where other users of the machine
@@ -64,6 +65,12 @@ gatehouse/gatehouse.db in Caddy's data directory of the user running the
 command. A relative path is taken from the current directory, as the server
 takes it: run these commands where the server is started. Placeholders such
 as {env.GATEHOUSE_SECRET} are expanded from this command's environment.
+
+'migrate' copies a whole installation (accounts, sessions, tokens, queued
+mail and the generated secret) into a new, empty database, from SQLite to
+PostgreSQL or back; it reads no config. A database is sqlite:<path> or
+postgres:<dsn>. Stop the servers first: sessions made during the copy are
+not copied. See 'caddy gatehouse migrate --help'.
 
 Changes reach a running server within {staleness}: a deactivated user's or a
 revoked session's credentials are refused by then.
@@ -132,7 +139,7 @@ func buildGatehouseCommand(root *cobra.Command, o cliOptions) {
 	group(sessions)
 	sessions.AddCommand(o.sessionsRevoke())
 
-	root.AddCommand(user, sessions)
+	root.AddCommand(user, sessions, o.migrate())
 }
 
 // group makes cmd a command that only holds subcommands: run without one,
@@ -303,7 +310,7 @@ var loadConfigMu sync.Mutex
 // end. SQLite in WAL mode with a busy timeout lets this process write while
 // a server holds the same file open.
 func (o cliOptions) withService(ctx context.Context, a *App, do func(*caddyauth.Service) error) (err error) {
-	st, err := openStore(ctx, a.Database.Path)
+	st, err := a.Database.open(ctx)
 	if err != nil {
 		return err
 	}

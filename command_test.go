@@ -154,20 +154,7 @@ func (f fixture) add(t *testing.T, email, password string, flags ...string) stri
 // sees. It is closed when the test ends.
 func (f fixture) service(t *testing.T) (*caddyauth.Service, store.Store) {
 	t.Helper()
-	a := &App{Database: &DatabaseConfig{Driver: "sqlite", Path: f.db}}
-	if err := a.resolve(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := openStore(t.Context(), a.Database.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	svc, err := a.newService(t.Context(), st, caddyauth.NewSessionCache(), cheapHasher(), nil, serviceHooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, st
+	return openService(t, &DatabaseConfig{Driver: "sqlite", Path: f.db})
 }
 
 // login opens a bearer session for the user and returns its token.

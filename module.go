@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
 	"github.com/gatehouse-caddy/gatehouse/handlers"
 	"github.com/gatehouse-caddy/gatehouse/store"
-	"github.com/gatehouse-caddy/gatehouse/store/sqlite"
 )
 
 func init() {
@@ -65,7 +63,7 @@ type App struct {
 
 	// The argon2id cost of password hashes, and how many may run and wait
 	// at once (the bound on the memory hashing takes). Default: 64 MiB, 3
-	// passes, 4 lanes; one hash per CPU, 32 waiting per CPU for up to 3s.
+	// passes, 4 lanes; one hash per CPU, 32 waiting per CPU for up to 10s.
 	PasswordHash *PasswordHashConfig `json:"password_hash,omitempty"`
 
 	// Whether users must verify their email before they can log in.
@@ -121,14 +119,6 @@ type App struct {
 	hashKey string
 	logger  *zap.Logger
 	mail    *mailDelivery
-}
-
-// DatabaseConfig names the store.
-type DatabaseConfig struct {
-	// The store implementation: "sqlite".
-	Driver string `json:"driver,omitempty"`
-	// The SQLite file. Placeholders are expanded.
-	Path string `json:"path,omitempty"`
 }
 
 // LoginLimit is the brute-force regulation. Failed logins are counted
@@ -188,7 +178,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.resolve(); err != nil {
 		return err
 	}
-	shared, key, err := openShared(a.Database.Path)
+	shared, key, err := openShared(a.Database)
 	if err != nil {
 		return err
 	}
@@ -241,22 +231,10 @@ func (a *App) resolve() error {
 	if a.Database == nil {
 		a.Database = new(DatabaseConfig)
 	}
-	if a.Database.Driver == "" {
-		a.Database.Driver = "sqlite"
+	if err := a.Database.resolve(repl); err != nil {
+		return err
 	}
-	if a.Database.Driver != "sqlite" {
-		return fmt.Errorf("database driver %q: only sqlite is supported", a.Database.Driver)
-	}
-	if a.Database.Path == "" {
-		a.Database.Path = filepath.Join(caddy.AppDataDir(), "gatehouse", "gatehouse.db")
-	}
-	path, err := repl.ReplaceOrErr(a.Database.Path, true, true)
-	if err != nil {
-		return fmt.Errorf("database path: %w", err)
-	}
-	if a.Database.Path, err = filepath.Abs(path); err != nil {
-		return fmt.Errorf("database path: %w", err)
-	}
+	var err error
 	if a.Secret != "" {
 		if a.Secret, err = repl.ReplaceOrErr(a.Secret, true, true); err != nil {
 			return fmt.Errorf("secret: %w", err)
@@ -430,10 +408,10 @@ type sharedStore struct {
 // Destruct closes the store when no config uses it any longer.
 func (s *sharedStore) Destruct() error { return s.store.Close() }
 
-func openShared(path string) (*sharedStore, string, error) {
-	key := "sqlite:" + path
+func openShared(db *DatabaseConfig) (*sharedStore, string, error) {
+	key := db.key()
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		st, err := openStore(context.Background(), path)
+		st, err := db.open(context.Background())
 		if err != nil {
 			return nil, err
 		}
@@ -443,17 +421,6 @@ func openShared(path string) (*sharedStore, string, error) {
 		return nil, "", err
 	}
 	return v.(*sharedStore), key, nil
-}
-
-// openStore opens (creating and migrating it when needed) the SQLite
-// database at path. The server opens each database once, through
-// storePool; the `caddy gatehouse` command opens it directly.
-func openStore(ctx context.Context, path string) (store.Store, error) {
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("opening database %s: %w", path, err)
-	}
-	return st, nil
 }
 
 // validToken: an RFC 7230 token, as cookie and header names must be.
@@ -742,16 +709,37 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 
 // setPlaceholders exposes the user to the rest of the config, and to
 // Caddy's access log (which records {http.auth.user.id}).
+//
+// The id is set as a static value, as Caddy's own authentication handler
+// sets it: static values are consulted before any provider, so this one
+// overrides whatever an earlier handler set. The other fields are
+// answered on demand by a provider, since most configs never read them
+// and the guard runs on every request: no map writes and no joined roles
+// until a placeholder asks. Only config directives write static values,
+// so the guard's answer for them cannot be shadowed by a client.
 func setPlaceholders(r *http.Request, p *caddyauth.Principal) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
 	repl.Set("http.auth.user.id", p.UserID)
-	repl.Set("http.auth.user.email", p.Email)
-	repl.Set("http.auth.user.name", p.FullName)
-	repl.Set("http.auth.user.roles", handlers.FieldValue(p, handlers.FieldRoles))
-	repl.Set("http.auth.user.verified", handlers.FieldValue(p, handlers.FieldVerified))
+	repl.Map(func(key string) (any, bool) {
+		field, ok := strings.CutPrefix(key, "http.auth.user.")
+		if !ok {
+			return nil, false
+		}
+		switch field {
+		case "email":
+			return p.Email, true
+		case "name":
+			return p.FullName, true
+		case "roles":
+			return handlers.FieldValue(p, handlers.FieldRoles), true
+		case "verified":
+			return handlers.FieldValue(p, handlers.FieldVerified), true
+		}
+		return nil, false
+	})
 }
 
 // originalURL is the absolute URL the client asked for, before any
@@ -827,7 +815,7 @@ func (p *Provider) Authenticate(_ http.ResponseWriter, r *http.Request) (caddyau
 			"roles":    handlers.FieldValue(principal, handlers.FieldRoles),
 			"verified": handlers.FieldValue(principal, handlers.FieldVerified),
 		}}, true, nil
-	case handlers.Failed:
+	case handlers.Failed, handlers.Unavailable:
 		return caddyauthn.User{}, false, errors.New("gatehouse: store unavailable")
 	default:
 		return caddyauthn.User{}, false, nil

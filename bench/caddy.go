@@ -110,7 +110,7 @@ type caddyProc struct {
 
 // startCaddy writes cfg to dir/name.Caddyfile and runs `bin run` on it
 // with HOME and XDG_* pointed into dir, logging to dir/name.log, and waits
-// until the site answers readyPath (any HTTP answer will do).
+// until the site answers readyPath (any status will do).
 func startCaddy(ctx context.Context, bin, dir, name string, cfg caddyfile, readyPath string) (*caddyProc, error) {
 	cfgPath := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
@@ -169,7 +169,8 @@ func caddyEnv(home string) []string {
 	return append(env, "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_CACHE_HOME="+home)
 }
 
-// waitReady polls the site until it answers, Caddy exits, or 30 s pass.
+// waitReady polls until Caddy has loaded its config and the site answers,
+// Caddy exits, or 30 s pass.
 func (c *caddyProc) waitReady(ctx context.Context, path string) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
@@ -181,11 +182,18 @@ func (c *caddyProc) waitReady(ctx context.Context, path string) error {
 			return ctx.Err()
 		default:
 		}
-		resp, err := hc.Get(c.URL + path)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return nil
+		// Caddy logs this once its config is loaded, listeners bound. Until
+		// then an answer on the port may come from another process of
+		// this shared machine that took it between freePort and Caddy's
+		// bind (Caddy then exits: see c.done above).
+		err := errors.New("no \"serving initial configuration\" in caddy's log yet")
+		if strings.Contains(c.Log(), "serving initial configuration") {
+			var resp *http.Response
+			if resp, err = hc.Get(c.URL + path); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("caddy did not answer %s within 30s (%v):\n%s", c.URL+path, err, c.logTail(30))

@@ -164,8 +164,10 @@ func (s *wrkSum) result() wrkResult {
 	return w
 }
 
-// startSetup starts a fresh Caddy for s in a directory of its own, logs
-// in where s needs it and checks that s does what it should.
+// startSetup starts a fresh Caddy for s in a directory of its own, on a
+// fresh database (an SQLite file in that directory, or a new database in
+// the run's PostgreSQL cluster), logs in where s needs it and checks that
+// s does what it should.
 func (h *harness) startSetup(ctx context.Context, s setup, name string) (*caddyProc, request, error) {
 	dir := filepath.Join(h.tmp, name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -179,7 +181,11 @@ func (h *harness) startSetup(ctx context.Context, s setup, name string) (*caddyP
 	if err != nil {
 		return nil, request{}, err
 	}
-	c, err := startCaddy(ctx, h.caddy, dir, "caddy", h.fix.config(s, dir, admin, port), "/")
+	db, err := h.newDatabase(ctx, s.Postgres, dir)
+	if err != nil {
+		return nil, request{}, err
+	}
+	c, err := startCaddy(ctx, h.caddy, dir, "caddy", h.fix.config(s, db, admin, port), "/")
 	if err != nil {
 		return nil, request{}, err
 	}

@@ -73,6 +73,7 @@ type registerResults struct {
 	LogErrors         int         // error-level lines in Caddy's log
 	FirstProblem      string
 	Elapsed           time.Duration
+	Latencies         []time.Duration // of each registration answered 201
 }
 
 // Errors counts every registration that did not end in 201, and every
@@ -248,14 +249,13 @@ func (h *harness) runLogin(ctx context.Context) (*loginResults, error) {
 	// serve within 3 s; on two cores that is most of 64 registrations
 	// at once. To see whether the database keeps up with every client,
 	// the second run lets each of them wait its turn.
-	const patient = "password_hash {\n\twait 60s\n}\n"
 	h.logf("login: %d clients registering %d users each, wait 60s", h.opts.RegClients, h.opts.RegEach)
-	c2, err := h.startAccounts(ctx, filepath.Join(h.tmp, "register"), patient)
+	c2, err := h.startAccounts(ctx, filepath.Join(h.tmp, "register"), patientHashing)
 	if err != nil {
 		return nil, err
 	}
 	reg = registerConcurrently(ctx, c2.URL, "reg", h.opts.RegClients, h.opts.RegEach)
-	reg.Label, reg.Strict = "password_hash { wait 60s }", true
+	reg.Label, reg.Strict = patientLabel, true
 	reg.Locked, reg.LogErrors = scanLog(c2.Log())
 	c2.Stop()
 	res.Register = append(res.Register, reg)
@@ -270,12 +270,27 @@ func (h *harness) runLogin(ctx context.Context) (*loginResults, error) {
 	return res, nil
 }
 
+// patientHashing is a gatehouse option that lets every client wait its
+// turn for a hashing slot: no registration or login is turned away with
+// 503, whatever the number of clients at once. patientLabel names it in
+// the report.
+const (
+	patientHashing = "password_hash {\n\twait 60s\n}\n"
+	patientLabel   = "password_hash { wait 60s }"
+)
+
 // startAccounts starts a Caddy that serves only the account endpoints,
-// with a fresh database in dir and Gatehouse's defaults (password_hash,
-// login_limit: the server as installed) but for options, lines of the
-// gatehouse block. The benchmark
-// logs in with right passwords only, which never count as failures.
+// with a fresh SQLite database in dir; see startAccountsOn.
 func (h *harness) startAccounts(ctx context.Context, dir, options string) (*caddyProc, error) {
+	return h.startAccountsOn(ctx, dir, sqliteAt(filepath.Join(dir, "gatehouse.db")), options)
+}
+
+// startAccountsOn starts a Caddy that serves only the account endpoints,
+// with its files in dir, its accounts in db and Gatehouse's defaults
+// (password_hash, login_limit: the server as installed) but for options,
+// lines of the gatehouse block. The benchmark logs in with right
+// passwords only, which never count as failures.
+func (h *harness) startAccountsOn(ctx context.Context, dir string, db database, options string) (*caddyProc, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -289,7 +304,7 @@ func (h *harness) startAccounts(ctx context.Context, dir, options string) (*cadd
 	}
 	cfg := caddyfile{
 		AdminPort: admin, Port: port,
-		Global: gatehouseGlobal(filepath.Join(dir, "gatehouse.db"), options),
+		Global: gatehouseGlobal(db, options),
 		Site:   "gatehouse_endpoints\nrespond 204",
 	}
 	return startCaddy(ctx, h.caddy, dir, "caddy", cfg, "/")
@@ -390,12 +405,15 @@ func registerConcurrently(ctx context.Context, base, prefix string, clients, eac
 			hc := newHTTPClient(1)
 			<-start
 			for j := range each {
+				t := time.Now()
 				err := register(ctx, hc, base, fmt.Sprintf("%s%03d-%03d@bench.example", prefix, i, j), benchPassword)
+				d := time.Since(t)
 				var ae *apiError
 				mu.Lock()
 				switch {
 				case err == nil:
 					res.Statuses[http.StatusCreated]++
+					res.Latencies = append(res.Latencies, d)
 				case errors.As(err, &ae):
 					res.Statuses[ae.Status]++
 				default:

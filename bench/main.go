@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse-caddy/gatehouse/store/postgres/pgtest"
 )
 
 // options are the command-line settings of a run.
@@ -35,9 +37,12 @@ type options struct {
 	Flood        int // simultaneous logins of the memory phase
 	ScaleUsers   int // users and sessions of the seeded database
 	ScaleLogins  int // sequential logins per database for the latency
+	StoreOps     int // sequential logins and registrations per store
 	SkipGuard    bool
 	SkipLogin    bool
 	SkipScale    bool
+	SkipPG       bool // no PostgreSQL: its guard setups and the stores phase
+	SkipStores   bool
 	Profile      bool
 	Chart        string
 	OutDir       string
@@ -47,7 +52,7 @@ type options struct {
 
 func main() {
 	var o options
-	setups := flag.String("setups", "", "comma-separated setups of the guard phase besides the baseline, or all (default: "+setupKeys(defaultSetups[1:])+"; also: strip)")
+	setups := flag.String("setups", "", "comma-separated setups of the guard phase besides the baseline, or all (default: "+setupKeys(defaultSetups[1:])+"; also: strip); a PostgreSQL setup (-pg) brings its SQLite twin")
 	flag.IntVar(&o.Rounds, "rounds", 4, "rounds; each runs every setup once, in an order rotated per round")
 	flag.IntVar(&o.Slices, "slices", 4, "slices of each phase, the setups' slices interleaved")
 	flag.DurationVar(&o.Saturated, "saturated", 8*time.Second, "duration of a setup's saturated (wrk) phase per round")
@@ -62,9 +67,12 @@ func main() {
 	flag.IntVar(&o.Flood, "flood", 500, "simultaneous logins of the memory phase")
 	flag.IntVar(&o.ScaleUsers, "scale-users", 1_000_000, "users (and sessions) in the seeded database of the scale phase")
 	flag.IntVar(&o.ScaleLogins, "scale-logins", 20, "sequential logins per database for the scale phase's latency")
+	flag.IntVar(&o.StoreOps, "store-ops", 50, "sequential logins, and registrations, per store in the stores phase")
 	flag.BoolVar(&o.SkipGuard, "skip-guard", false, "skip the guard setups")
 	flag.BoolVar(&o.SkipLogin, "skip-login", false, "skip the login phase")
 	flag.BoolVar(&o.SkipScale, "skip-scale", false, "skip the scale phase")
+	flag.BoolVar(&o.SkipPG, "skip-pg", false, "leave PostgreSQL out: its guard setups and the stores phase")
+	flag.BoolVar(&o.SkipStores, "skip-stores", false, "skip the stores phase (logins and registrations on SQLite and PostgreSQL)")
 	flag.BoolVar(&o.Profile, "profile", true, "fetch CPU profiles from Caddy (guard with a cookie, baseline, login)")
 	flag.StringVar(&o.Chart, "chart", "", "write an SVG chart of the guard figures to this file")
 	flag.StringVar(&o.OutDir, "out", "", "directory for the report and profiles (default bench/results in the repository)")
@@ -72,7 +80,7 @@ func main() {
 	flag.BoolVar(&o.Quick, "quick", false, "a short smoke run of every phase: figures not for reporting")
 	flag.Parse()
 	var err error
-	if o.Setups, err = parseSetups(*setups); err != nil {
+	if o.Setups, err = parseSetups(*setups, !o.SkipPG); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
@@ -110,6 +118,7 @@ func quick(o *options, set map[string]bool) {
 		{"flood", func() { o.Flood = 100 }},
 		{"scale-users", func() { o.ScaleUsers = 20_000 }},
 		{"scale-logins", func() { o.ScaleLogins = 4 }},
+		{"store-ops", func() { o.StoreOps = 10 }},
 	}
 	for _, d := range defaults {
 		if !set[d.name] {
@@ -130,6 +139,8 @@ func (o options) validate() error {
 		return errors.New("-login-clients, -register-clients, -register-each and -flood must be positive")
 	case o.ScaleUsers < o.ScaleLogins || o.ScaleLogins < 1:
 		return errors.New("-scale-users must be at least -scale-logins, which must be positive")
+	case o.StoreOps < 1:
+		return errors.New("-store-ops must be positive")
 	}
 	return nil
 }
@@ -144,6 +155,7 @@ type harness struct {
 	caddy   string // the built binary
 	wrk     string
 	fix     fixture
+	pg      *pgtest.Cluster // the run's PostgreSQL, or nil
 	hc      *http.Client
 	log     io.Writer
 }
@@ -201,6 +213,14 @@ func run(ctx context.Context, o options, args []string) error {
 	if err := h.startServers(); err != nil {
 		return err
 	}
+	if o.needsPostgres() {
+		h.logf("starting PostgreSQL")
+		if h.pg, rep.Postgres, err = startPostgres(ctx, h.logf); err != nil {
+			return err
+		}
+		defer h.closePostgres()
+		h.logf("  PostgreSQL %s on %s", rep.Postgres, h.pg.Addr())
+	}
 
 	if !o.SkipGuard {
 		if rep.Guard, err = h.runGuard(ctx); err != nil {
@@ -217,6 +237,13 @@ func run(ctx context.Context, o options, args []string) error {
 			return fmt.Errorf("login phase: %w", err)
 		}
 	}
+	if !o.SkipPG && !o.SkipStores {
+		if rep.Stores, err = h.runStores(ctx); err != nil {
+			return fmt.Errorf("stores phase: %w", err)
+		}
+	}
+	// The scale phase is SQLite's: no idle server beside it.
+	h.closePostgres()
 	if !o.SkipScale {
 		if rep.Scale, err = h.runScale(ctx); err != nil {
 			return fmt.Errorf("scale phase: %w", err)
@@ -240,6 +267,18 @@ func run(ctx context.Context, o options, args []string) error {
 	}
 	h.logf("done in %s", rep.Took.Round(time.Second))
 	return nil
+}
+
+// closePostgres stops the run's PostgreSQL, if it runs, and removes its
+// data.
+func (h *harness) closePostgres() {
+	if h.pg == nil {
+		return
+	}
+	if err := h.pg.Close(); err != nil {
+		h.logf("closing PostgreSQL: %v", err)
+	}
+	h.pg = nil
 }
 
 // startServers starts the upstream and the forward-auth service in this

@@ -21,6 +21,8 @@ type report struct {
 	GuardProfiles []*profile
 	Login         *loginResults
 	Scale         *scaleResults
+	Stores        *storeResults
+	Postgres      string // the version of the run's PostgreSQL, if it ran one
 }
 
 // target is one of issue 6's targets, as this run met it or not.
@@ -39,6 +41,31 @@ const (
 	loginTolerance   = 0.10 // logins/s within 10% of the bound
 	scaleTolerance   = 0.10 // seeded within 10% of empty
 )
+
+// The threshold of issue 7: the guard on a PostgreSQL store keeps this
+// share of the same transport's throughput on SQLite.
+const minPGRatio = 0.95
+
+// pgTargets evaluates issue 7's targets, on medians: each PostgreSQL
+// setup's throughput against its SQLite twin's, round by round.
+func (r *report) pgTargets() []target {
+	if r.Guard == nil {
+		return nil
+	}
+	var ts []target
+	for _, tw := range pgTwins {
+		pr, ok := r.Guard.pair(tw.PG, tw.SQLite)
+		if !ok {
+			continue
+		}
+		ts = append(ts, target{
+			Name: fmt.Sprintf("%s: throughput on a cache hit ≥ %.2f× the SQLite store's (%s), same round", tw.PG.Label, minPGRatio, tw.SQLite.Label),
+			Got:  ratioCell(pr.Ratio),
+			Pass: pr.Ratio.Median >= minPGRatio,
+		})
+	}
+	return ts
+}
 
 // targets evaluates every target this run has figures for, on medians.
 func (r *report) targets() []target {
@@ -151,6 +178,9 @@ func (r *report) markdown() string {
 	p("- Machine: %s, %d CPUs (GOMAXPROCS %d), Linux %s, %s, %s\n", r.Machine.CPU, r.Machine.Cores, r.Machine.GOMAXPROCS, r.Machine.Kernel, r.Machine.Go, orDash(r.Machine.Wrk))
 	p("- Load average (1 min) during the run: %.2f–%.2f (at start %s, at end %s)\n", r.Load.Min, r.Load.Max, r.Load.Start, r.Load.End)
 	p("- Load generators, upstream and auth service run on the same machine as Caddy.\n")
+	if r.Postgres != "" {
+		p("- PostgreSQL %s, a server of the harness's own (pgtest) on 127.0.0.1 on the same machine, durable (fsync and synchronous_commit on, as SQLite's synchronous=FULL), a fresh database per Caddy; Caddy's pool defaults (`database postgres <dsn>` without a block).\n", r.Postgres)
+	}
 	if r.Guard != nil {
 		p("- Guard: %d rounds; per setup and round a fresh Caddy, wrk `-t%d -c%d` for %s, then %d req/s for %s (vegeta, open loop), each phase in %d slices interleaved with the other setups' slices. Figures are medians over the rounds, (min–max) in brackets; ratios and added costs are taken against the same round's baseline.\n",
 			o.Rounds, o.Threads, o.Conns, o.Saturated, o.Rate, o.Fixed, o.Slices)
@@ -164,12 +194,22 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
+	if ts := r.pgTargets(); len(ts) > 0 {
+		p("## Targets of issue 7 (PostgreSQL store)\n\n| target | measured | |\n|---|---|---|\n")
+		for _, t := range ts {
+			p("| %s | %s | %s |\n", t.Name, t.Got, passMiss(t.Pass))
+		}
+		p("\n")
+	}
 
 	if r.Guard != nil {
 		r.guardSection(p)
 	}
 	if r.Login != nil {
 		r.loginSection(p)
+	}
+	if r.Stores != nil {
+		r.storesSection(p)
 	}
 	if r.Scale != nil {
 		r.scaleSection(p)
@@ -221,11 +261,31 @@ func (r *report) guardSection(p func(string, ...any)) {
 		p("\nThe guard alone: the cookie setup against the same request through the same route without `gatehouse_guard` (%s), round by round: throughput %s, CPU %s µs/req, p50 %s ms.\n",
 			setupUnguarded.Label, ratioCell(pr.Ratio), signedCell(pr.AddedCPU, 1), signedCell(pr.AddedP50, 3))
 	}
+	r.pgGuardTable(p)
 	var sock int64
 	for _, row := range r.Guard.rows() {
 		sock += row.Socket
 	}
 	p("\nwrk socket errors (timeouts, resets) in all rounds: %d. Every setup was checked once before measuring: 200 from the upstream with the expected Remote-User, and 401 without the credential where one is needed.\n\n", sock)
+}
+
+// pgGuardTable compares each PostgreSQL setup with its SQLite twin, round
+// by round, when both were measured.
+func (r *report) pgGuardTable(p func(string, ...any)) {
+	var prs []pairRow
+	for _, tw := range pgTwins {
+		if pr, ok := r.Guard.pair(tw.PG, tw.SQLite); ok {
+			prs = append(prs, pr)
+		}
+	}
+	if len(prs) == 0 {
+		return
+	}
+	p("\nPostgreSQL against SQLite: each PostgreSQL setup against the same transport on SQLite in the same round (above, each against the baseline). Almost every request is a hit of the guard's cache, which asks the store again after 4 s; the CPU figures are Caddy's, PostgreSQL's processes not included.\n\n")
+	p("| setup | throughput ÷ SQLite's, saturated | CPU µs/req − SQLite's, at %d/s | p50 ms − SQLite's |\n|---|---|---|---|\n", r.Opts.Rate)
+	for _, pr := range prs {
+		p("| %s | %s | %s | %s |\n", pr.A.Label, ratioCell(pr.Ratio), signedCell(pr.AddedCPU, 1), signedCell(pr.AddedP50, 3))
+	}
 }
 
 func (r *report) loginSection(p func(string, ...any)) {
@@ -252,6 +312,41 @@ func (r *report) loginSection(p func(string, ...any)) {
 	p("- %d simultaneous logins, one connection each, on a fresh server: %s, %d without an answer, in %s. RSS idle %.0f MiB, peak (VmHWM) %.0f MiB: growth **%.0f MiB**; README bound (3 × %d + 1) × %.0f MiB + %d × 64 KiB = **%.0f MiB**.\n\n",
 		f.N, statusList(f.Statuses), f.Failed, f.Elapsed.Round(time.Millisecond), mib(f.Idle), mib(f.Peak), mib(f.Growth()),
 		f.Concurrency, mib(f.Memory), f.N, mib(f.Bound()))
+}
+
+func (r *report) storesSection(p func(string, ...any)) {
+	st := r.Stores
+	p("## Stores: SQLite and PostgreSQL side by side\n\n")
+	p("Two Caddys serving the account endpoints, one on a fresh SQLite file, one on a fresh PostgreSQL database, both with `%s` so that no request is turned away. %d registrations, then %d logins (JWT), one after another per store, alternating between the stores; then, after a few registrations at once to warm each server up, batches of %d clients registering %s at once, in the order %s. Times in ms as the client saw them; argon2id's hash is most of each.\n\n",
+		patientLabel, st.Ops, st.Ops, st.Clients, users(st.Each), strings.Join(st.Order, ", "))
+	sq, pg := st.SQLite, st.PG
+	p("| | SQLite | PostgreSQL | PostgreSQL ÷ SQLite |\n|---|---|---|---|\n")
+	for _, row := range []struct {
+		name   string
+		sq, pg []time.Duration
+	}{
+		{fmt.Sprintf("login (JWT), sequential, p50 / p99 of %d", st.Ops), sq.Login, pg.Login},
+		{fmt.Sprintf("registration, sequential, p50 / p99 of %d", st.Ops), sq.Register, pg.Register},
+		{fmt.Sprintf("registration, %d clients at once, each: p50 / p99", st.Clients), sq.ConcurrentLatencies(), pg.ConcurrentLatencies()},
+	} {
+		a, b := latencyOf(row.sq), latencyOf(row.pg)
+		p("| %s | %s | %s | %s |\n", row.name, latencyCell(a), latencyCell(b), compareCell(a.P50, b.P50, "p50"))
+	}
+	sb, pb := sq.BatchTimes(), pg.BatchTimes()
+	p("| registration, %d clients at once: a batch done in (median of %d) | %s | %s | %s |\n",
+		st.Clients, max(sb.N, pb.N), cell(sb, 0), cell(pb, 0), compareCell(sb.Median, pb.Median, ""))
+	sc, sa, se := sq.Concurrent()
+	pc, pa, pe := pg.Concurrent()
+	p("| registration, %d clients at once: 201s; errors | %d of %d; %d | %d of %d; %d | |\n", st.Clients, sc, sa, se, pc, pa, pe)
+	p("| lock messages; error lines in Caddy's log | %d; %d | %d; %d | |\n\n", sq.Locked, sq.LogErrors, pg.Locked, pg.LogErrors)
+	for _, f := range []storeFigures{sq, pg} {
+		for _, b := range f.Batches {
+			if b.FirstProblem != "" {
+				p("%s, first problem: `%s`.\n\n", f.Name, oneLine(b.FirstProblem))
+				break
+			}
+		}
+	}
 }
 
 func (r *report) scaleSection(p func(string, ...any)) {
@@ -299,6 +394,31 @@ func cell(s summary, prec int) string {
 		return fmt.Sprintf("%.*f", prec, s.Median)
 	}
 	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.Median, prec, s.Min, prec, s.Max)
+}
+
+// latencyCell renders a latency as "p50 / p99" in ms.
+func latencyCell(l latency) string {
+	if l.N == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f / %.1f", l.P50, l.P99)
+}
+
+// compareCell renders b against a as "1.02× (+1.3 ms p50)": the ratio
+// and the difference, of what (if not empty).
+func compareCell(a, b float64, what string) string {
+	if math.IsNaN(a) || math.IsNaN(b) || a <= 0 {
+		return "—"
+	}
+	d := b - a
+	sign := "+"
+	if d < 0 {
+		sign, d = "−", -d
+	}
+	if what != "" {
+		what = " " + what
+	}
+	return fmt.Sprintf("%.2f× (%s%.1f ms%s)", b/a, sign, d, what)
 }
 
 // rangeCell renders "min–max".

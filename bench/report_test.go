@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -9,8 +10,15 @@ import (
 
 // testGuard is two rounds of every setup; the guarded setups cost what
 // their arguments say, relative to a baseline of 10,000 req/s and 100 µs
-// per request (1,000 requests of 100 ms CPU in all).
+// per request (1,000 requests of 100 ms CPU in all). The PostgreSQL
+// setups are their SQLite twins'.
 func testGuard(ratio, addedCPU float64) *guardResults {
+	return testGuardPG(ratio, addedCPU, 1, 0)
+}
+
+// testGuardPG is testGuard with the PostgreSQL setups at pgRatio of their
+// SQLite twins' throughput, pgCPU µs per request above them.
+func testGuardPG(ratio, addedCPU, pgRatio, pgCPU float64) *guardResults {
 	g := &guardResults{Setups: defaultSetups, Runs: map[string][]guardRun{}}
 	for r := range 2 {
 		var order []string
@@ -19,6 +27,8 @@ func testGuard(ratio, addedCPU float64) *guardResults {
 			switch s {
 			case setupJWT, setupCookie:
 				f, cpu = ratio, 100+addedCPU
+			case setupJWTPG, setupCookiePG:
+				f, cpu = ratio*pgRatio, 100+addedCPU+pgCPU
 			case setupForward:
 				f, cpu = 0.5, 200
 			}
@@ -93,6 +103,52 @@ func TestTargets(t *testing.T) {
 	}
 }
 
+// Issue 7's target: each PostgreSQL setup against its SQLite twin of the
+// same round, not against the baseline, and apart from issue 6's.
+func TestPGTargets(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		ratio, pgRatio float64
+		pass           bool
+	}{
+		{0.95, 0.97, true},
+		{0.80, 0.96, true}, // a slow guard, but no slower on PostgreSQL
+		{1.00, 0.95, true},
+		{0.95, 0.93, false},
+	} {
+		r := &report{Opts: options{Rate: 1000}, Guard: testGuardPG(tt.ratio, 4, tt.pgRatio, 2)}
+		ts := r.pgTargets()
+		if len(ts) != 2 {
+			t.Fatalf("%d PostgreSQL targets, want 2 (JWT, cookie): %+v", len(ts), ts)
+		}
+		for i, tg := range ts {
+			if !strings.Contains(tg.Name, pgTwins[i].PG.Label) || !strings.Contains(tg.Name, "≥ 0.95×") {
+				t.Errorf("target %q", tg.Name)
+			}
+			if tg.Pass != tt.pass {
+				t.Errorf("ratio %.2f, PG %.2f: %q pass %v, want %v (%s)", tt.ratio, tt.pgRatio, tg.Name, tg.Pass, tt.pass, tg.Got)
+			}
+			// Both rounds give the same ratio, though the second is slower.
+			if want := fmt.Sprintf("%.2f× (%.2f–%.2f)", tt.pgRatio, tt.pgRatio, tt.pgRatio); tg.Got != want {
+				t.Errorf("got %q, want %q", tg.Got, want)
+			}
+		}
+		if n := len(r.targets()); n != 10 {
+			t.Errorf("%d issue-6 targets with PostgreSQL setups measured, want 10", n)
+		}
+	}
+	// Without the twins (-skip-pg, or -setups without them): none.
+	g := testGuard(0.95, 4)
+	delete(g.Runs, setupJWTPG.Key)
+	delete(g.Runs, setupCookie.Key)
+	if ts := (&report{Guard: g}).pgTargets(); len(ts) != 0 {
+		t.Errorf("targets without a pair: %+v", ts)
+	}
+	if ts := (&report{}).pgTargets(); ts != nil {
+		t.Errorf("targets without a guard phase: %+v", ts)
+	}
+}
+
 func TestLoginAndScaleTargets(t *testing.T) {
 	t.Parallel()
 	l := &loginResults{
@@ -129,7 +185,7 @@ func TestMarkdown(t *testing.T) {
 		Opts:    options{Rounds: 2, Saturated: 8 * time.Second, Fixed: 10 * time.Second, Rate: 1000, Conns: 64, Threads: 2},
 		Machine: machine{CPU: "AMD EPYC", Cores: 2, GOMAXPROCS: 2},
 		Load:    loadStats{Min: 1.5, Max: 3.25, Start: "1.50 1.00 0.50", End: "3.25 2.00 1.00"},
-		Guard:   testGuard(0.95, 4),
+		Guard:   testGuardPG(0.95, 4, 0.97, 2),
 	}
 	md := r.markdown()
 	for _, want := range []string{
@@ -143,6 +199,10 @@ func TestMarkdown(t *testing.T) {
 		"| 2 | basic_auth (bcrypt) | 9091 | 3.00 | 110.0 | 0.330 | 1.000 | 70 |",
 		"The guard alone: the cookie setup against the same request through the same route without `gatehouse_guard` (gatehouse_endpoints, cookie sent, no guard), round by round: throughput 0.95× (0.95–0.95), CPU +4.2 (+4.0 to +4.4) µs/req",
 		"| the guard alone: added CPU ≤ 6 µs/request | +4.2 (+4.0 to +4.4) µs | PASS |",
+		"## Targets of issue 7 (PostgreSQL store)",
+		"| gatehouse_guard, cookie, PostgreSQL: throughput on a cache hit ≥ 0.95× the SQLite store's (gatehouse_guard, cookie), same round | 0.97× (0.97–0.97) | PASS |",
+		"| gatehouse_guard, JWT, PostgreSQL | 8796 (8377–9215) | 0.92× (0.92–0.92) |",
+		"| gatehouse_guard, JWT, PostgreSQL | 0.97× (0.97–0.97) | +2.1 (+2.0 to +2.2) | +0.000 (+0.000 to +0.000) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in\n%s", want, md)
@@ -150,12 +210,20 @@ func TestMarkdown(t *testing.T) {
 	}
 	// One row per setup in the guard table, and one per setup and round.
 	for _, s := range defaultSetups {
-		if n := strings.Count(md, "\n| "+s.Label+" |"); n != 1 {
-			t.Errorf("%s: %d rows in the guard table, want 1", s.Label, n)
+		// The PostgreSQL setups have a row in the comparison with SQLite too.
+		want := 1
+		if s.Postgres {
+			want = 2
+		}
+		if n := strings.Count(md, "\n| "+s.Label+" |"); n != want {
+			t.Errorf("%s: %d rows in the guard tables, want %d", s.Label, n, want)
 		}
 		if n := strings.Count(md, " | "+s.Label+" | "); n != 2 {
 			t.Errorf("%s: %d rows in the rounds table, want 2", s.Label, n)
 		}
+	}
+	if strings.Contains(md, "## Stores") || strings.Contains(md, "- PostgreSQL ") {
+		t.Error("a stores section or a PostgreSQL line without a stores phase or a server")
 	}
 	if strings.Contains(md, "smoke run") {
 		t.Error("a full run is marked as a smoke run")
@@ -186,5 +254,130 @@ func TestCells(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
+	}
+}
+
+func TestLatencyOf(t *testing.T) {
+	t.Parallel()
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted: latencyOf sorts a copy
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := latencyOf(ds)
+	if want := (latency{N: 100, P50: 50, P99: 99, Max: 100}); got != want {
+		t.Errorf("latencyOf(1..100 ms) = %+v, want %+v", got, want)
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Error("latencyOf sorted its argument")
+	}
+	if got := latencyOf([]time.Duration{7 * time.Millisecond}); got != (latency{N: 1, P50: 7, P99: 7, Max: 7}) {
+		t.Errorf("one value: %+v", got)
+	}
+	if got := latencyOf(nil); got.N != 0 || !math.IsNaN(got.P50) || latencyCell(got) != "—" {
+		t.Errorf("no values: %+v, %q", got, latencyCell(got))
+	}
+}
+
+func TestCompareCell(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ got, want string }{
+		{compareCell(64, 65.3, "p50"), "1.02× (+1.3 ms p50)"},
+		{compareCell(80, 60, ""), "0.75× (−20.0 ms)"},
+		{compareCell(math.NaN(), 60, ""), "—"},
+		{compareCell(0, 60, ""), "—"},
+		{latencyCell(latency{N: 3, P50: 64.25, P99: 80}), "64.2 / 80.0"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// testStores is a stores phase: SQLite's logins at 60–69 ms, PostgreSQL's
+// 2 ms slower; two batches each, one of PostgreSQL's with a 503.
+func testStores() *storeResults {
+	res := &storeResults{Ops: 10, Clients: 4, Each: 1, Order: []string{"SQLite", "PostgreSQL", "PostgreSQL", "SQLite"},
+		SQLite: storeFigures{Name: "SQLite"}, PG: storeFigures{Name: "PostgreSQL"}}
+	for i := range 10 {
+		d := time.Duration(60+i) * time.Millisecond
+		res.SQLite.Login = append(res.SQLite.Login, d)
+		res.PG.Login = append(res.PG.Login, d+2*time.Millisecond)
+		res.SQLite.Register = append(res.SQLite.Register, d+10*time.Millisecond)
+		res.PG.Register = append(res.PG.Register, d+15*time.Millisecond)
+	}
+	batch := func(elapsed time.Duration, lat []time.Duration, statuses map[int]int) registerResults {
+		return registerResults{Clients: 4, Attempts: 4, Statuses: statuses, Elapsed: elapsed, Latencies: lat}
+	}
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	res.SQLite.Batches = []registerResults{
+		batch(400*time.Millisecond, ms(100, 200, 300, 400), map[int]int{201: 4}),
+		batch(500*time.Millisecond, ms(120, 220, 320, 500), map[int]int{201: 4}),
+	}
+	res.PG.Batches = []registerResults{
+		batch(440*time.Millisecond, ms(110, 210, 310, 440), map[int]int{201: 4}),
+		batch(600*time.Millisecond, ms(130, 230, 330), map[int]int{201: 3, 503: 1}),
+	}
+	res.PG.Batches[1].FirstProblem = "register x: status 503: busy"
+	res.PG.Locked, res.PG.LogErrors = 0, 1
+	return res
+}
+
+func TestUsers(t *testing.T) {
+	t.Parallel()
+	if got := users(1); got != "1 user each" {
+		t.Errorf("users(1) = %q", got)
+	}
+	if got := users(3); got != "3 users each" {
+		t.Errorf("users(3) = %q", got)
+	}
+}
+
+func TestStoreFigures(t *testing.T) {
+	t.Parallel()
+	st := testStores()
+	if got := latencyOf(st.SQLite.ConcurrentLatencies()); got != (latency{N: 8, P50: 220, P99: 500, Max: 500}) {
+		t.Errorf("SQLite's concurrent latencies: %+v", got)
+	}
+	if got := st.PG.BatchTimes(); got != (summary{Median: 520, Min: 440, Max: 600, N: 2}) {
+		t.Errorf("PostgreSQL's batch times: %+v", got)
+	}
+	if c, a, e := st.SQLite.Concurrent(); c != 8 || a != 8 || e != 0 {
+		t.Errorf("SQLite: %d of %d, %d errors; want 8 of 8, 0", c, a, e)
+	}
+	st.PG.Locked = 2 // lock messages count as errors, as in the login phase
+	if c, a, e := st.PG.Concurrent(); c != 7 || a != 8 || e != 3 {
+		t.Errorf("PostgreSQL: %d of %d, %d errors; want 7 of 8, 3", c, a, e)
+	}
+}
+
+func TestStoresMarkdown(t *testing.T) {
+	t.Parallel()
+	r := &report{Opts: options{Rate: 1000}, Stores: testStores(), Postgres: "15.14 (Debian 15.14-0+deb12u1)"}
+	md := r.markdown()
+	for _, want := range []string{
+		"- PostgreSQL 15.14 (Debian 15.14-0+deb12u1), a server of the harness's own",
+		"## Stores: SQLite and PostgreSQL side by side",
+		"batches of 4 clients registering 1 user each at once, in the order SQLite, PostgreSQL, PostgreSQL, SQLite.",
+		"| login (JWT), sequential, p50 / p99 of 10 | 64.0 / 69.0 | 66.0 / 71.0 | 1.03× (+2.0 ms p50) |",
+		"| registration, sequential, p50 / p99 of 10 | 74.0 / 79.0 | 79.0 / 84.0 | 1.07× (+5.0 ms p50) |",
+		"| registration, 4 clients at once, each: p50 / p99 | 220.0 / 500.0 | 230.0 / 440.0 | 1.05× (+10.0 ms p50) |",
+		"| registration, 4 clients at once: a batch done in (median of 2) | 450 (400–500) | 520 (440–600) | 1.16× (+70.0 ms) |",
+		"| registration, 4 clients at once: 201s; errors | 8 of 8; 0 | 7 of 8; 1 | |",
+		"| lock messages; error lines in Caddy's log | 0; 0 | 0; 1 | |",
+		"PostgreSQL, first problem: `register x: status 503: busy`.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q in\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "Targets of issue 7") {
+		t.Error("issue 7's targets without a guard phase")
 	}
 }

@@ -210,7 +210,7 @@ func (h *harness) startScaleServer(ctx context.Context, dir string, s *scaleServ
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cfg := caddyfile{AdminPort: admin, Port: port, Global: gatehouseGlobal(s.db), Site: guardSite(h.fix.Upstream)}
+	cfg := caddyfile{AdminPort: admin, Port: port, Global: gatehouseGlobal(sqliteAt(s.db)), Site: guardSite(h.fix.Upstream)}
 	s.c, err = startCaddy(ctx, h.caddy, dir, "caddy", cfg, "/")
 	return err
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -16,6 +15,9 @@ type setup struct {
 	Label string // as in the report
 	// Guard marks the setups that issue 6's guard targets are about.
 	Guard bool
+	// Postgres marks the setups whose accounts are in PostgreSQL rather
+	// than SQLite; they are compared with their twin (pgTwins).
+	Postgres bool
 }
 
 // The setups in their report order; the baseline comes first.
@@ -23,6 +25,10 @@ var (
 	setupBaseline = setup{Key: "baseline", Label: "reverse_proxy (baseline)"}
 	setupJWT      = setup{Key: "jwt", Label: "gatehouse_guard, JWT", Guard: true}
 	setupCookie   = setup{Key: "cookie", Label: "gatehouse_guard, cookie", Guard: true}
+	// The JWT and cookie setups with `database postgres` (issue 7): on a
+	// cache hit the guard should not notice the store.
+	setupJWTPG    = setup{Key: "jwt-pg", Label: "gatehouse_guard, JWT, PostgreSQL", Postgres: true}
+	setupCookiePG = setup{Key: "cookie-pg", Label: "gatehouse_guard, cookie, PostgreSQL", Postgres: true}
 	setupAllow    = setup{Key: "allow", Label: "gatehouse_guard, allow path, anonymous"}
 	setupBasic    = setup{Key: "basic", Label: "basic_auth (bcrypt)"}
 	setupForward  = setup{Key: "forward", Label: "forward_auth (external service)"}
@@ -38,32 +44,70 @@ var (
 	// request and of the endpoints' handler comes with it.
 	setupUnguarded = setup{Key: "unguarded", Label: "gatehouse_endpoints, cookie sent, no guard"}
 
-	allSetups = []setup{setupBaseline, setupJWT, setupCookie, setupAllow, setupBasic, setupForward, setupUnguarded, setupStrip}
+	allSetups = []setup{setupBaseline, setupJWT, setupJWTPG, setupCookie, setupCookiePG, setupAllow, setupBasic, setupForward, setupUnguarded, setupStrip}
 )
 
-// defaultSetups are measured unless -setups says otherwise: issue 6's
-// and the unguarded control.
-var defaultSetups = allSetups[:7]
+// defaultSetups are measured unless -setups says otherwise: issue 6's,
+// the unguarded control and issue 7's PostgreSQL twins (unless -skip-pg).
+var defaultSetups = allSetups[:9]
+
+// pgTwins pairs each PostgreSQL setup with the SQLite setup it is
+// measured against, in the same round.
+var pgTwins = []struct{ PG, SQLite setup }{
+	{setupJWTPG, setupJWT},
+	{setupCookiePG, setupCookie},
+}
+
+// sqliteTwin returns the SQLite setup that PostgreSQL setup s is
+// compared with.
+func sqliteTwin(s setup) (setup, bool) {
+	for _, tw := range pgTwins {
+		if tw.PG == s {
+			return tw.SQLite, true
+		}
+	}
+	return setup{}, false
+}
 
 // parseSetups reads -setups: keys separated by commas, or "all". The
-// baseline is always measured, first, since every ratio needs it.
-func parseSetups(list string) ([]setup, error) {
+// baseline is always measured, first, since every ratio needs it, and a
+// PostgreSQL setup brings its SQLite twin, measured just before it.
+// Without pg (-skip-pg), the default and "all" leave the PostgreSQL setups
+// out, and naming one is an error.
+func parseSetups(list string, pg bool) ([]setup, error) {
+	var out []setup
 	switch list {
 	case "":
-		return defaultSetups, nil
+		out = defaultSetups
 	case "all":
-		return allSetups, nil
+		out = allSetups
 	}
-	out := []setup{setupBaseline}
+	if out != nil {
+		if !pg {
+			out = slices.DeleteFunc(slices.Clone(out), func(s setup) bool { return s.Postgres })
+		}
+		return out, nil
+	}
+	out = []setup{setupBaseline}
+	add := func(s setup) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
 	for key := range strings.SplitSeq(list, ",") {
 		key = strings.TrimSpace(key)
 		i := slices.IndexFunc(allSetups, func(s setup) bool { return s.Key == key })
-		switch {
-		case i < 0:
+		if i < 0 {
 			return nil, fmt.Errorf("unknown setup %q (known: %s)", key, setupKeys(allSetups))
-		case !slices.Contains(out, allSetups[i]):
-			out = append(out, allSetups[i])
 		}
+		s := allSetups[i]
+		if s.Postgres && !pg {
+			return nil, fmt.Errorf("setup %q needs PostgreSQL, which -skip-pg leaves out", key)
+		}
+		if twin, ok := sqliteTwin(s); ok {
+			add(twin)
+		}
+		add(s)
 	}
 	return out, nil
 }
@@ -75,6 +119,11 @@ func setupKeys(ss []setup) string {
 		keys = append(keys, s.Key)
 	}
 	return strings.Join(keys, ",")
+}
+
+// hasPostgres reports whether any of ss keeps its accounts in PostgreSQL.
+func hasPostgres(ss []setup) bool {
+	return slices.ContainsFunc(ss, func(s setup) bool { return s.Postgres })
 }
 
 // keepAlive is the upstream transport of every reverse_proxy and of
@@ -109,11 +158,30 @@ reverse_proxy %s {
 %s}`, upstream, indent(keepAlive, "\t"))
 }
 
-// gatehouseGlobal is the global gatehouse block with the database at
-// dbPath and more options (one per line) after it.
-func gatehouseGlobal(dbPath string, more ...string) string {
+// The store drivers of the `database` option.
+const (
+	driverSQLite   = "sqlite"
+	driverPostgres = "postgres"
+)
+
+// database is where a Gatehouse keeps its accounts.
+type database struct {
+	Driver string // driverSQLite or driverPostgres
+	Where  string // the SQLite file, or PostgreSQL's DSN
+}
+
+// sqliteAt is the SQLite database at path.
+func sqliteAt(path string) database { return database{Driver: driverSQLite, Where: path} }
+
+// postgresAt is the PostgreSQL database of dsn, with the pool's defaults
+// (no block), as a deployment would start.
+func postgresAt(dsn string) database { return database{Driver: driverPostgres, Where: dsn} }
+
+// gatehouseGlobal is the global gatehouse block with database db and more
+// options (one per line) after it.
+func gatehouseGlobal(db database, more ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "gatehouse {\n\tdatabase sqlite %s\n", dbPath)
+	fmt.Fprintf(&b, "gatehouse {\n\tdatabase %s %s\n", db.Driver, db.Where)
 	for _, m := range more {
 		b.WriteString(indent(m, "\t"))
 	}
@@ -129,18 +197,18 @@ type fixture struct {
 	BasicHash   string // bcrypt hash of benchPassword, for basic_auth
 }
 
-// config returns the Caddyfile of setup s. dir is the setup's own
-// directory (its database goes there).
-func (f fixture) config(s setup, dir string, adminPort, port int) caddyfile {
+// config returns the Caddyfile of setup s; the Gatehouse setups keep
+// their accounts in db, a fresh database of the setup's own.
+func (f fixture) config(s setup, db database, adminPort, port int) caddyfile {
 	c := caddyfile{AdminPort: adminPort, Port: port}
 	switch s {
 	case setupBaseline:
 		c.Site = fmt.Sprintf("reverse_proxy %s {\n%s}", f.Upstream, indent(keepAlive, "\t"))
-	case setupJWT, setupCookie, setupAllow:
-		c.Global = gatehouseGlobal(filepath.Join(dir, "gatehouse.db"))
+	case setupJWT, setupCookie, setupAllow, setupJWTPG, setupCookiePG:
+		c.Global = gatehouseGlobal(db)
 		c.Site = guardSite(f.Upstream)
 	case setupUnguarded:
-		c.Global = gatehouseGlobal(filepath.Join(dir, "gatehouse.db"))
+		c.Global = gatehouseGlobal(db)
 		c.Site = fmt.Sprintf("gatehouse_endpoints\nreverse_proxy %s {\n%s}", f.Upstream, indent(keepAlive, "\t"))
 	case setupBasic:
 		// basic_auth sets {http.auth.user.id}; sending it as Remote-User
@@ -210,11 +278,11 @@ func (f fixture) prepare(ctx context.Context, hc *http.Client, s setup, base str
 		}
 		// No guard: the cookie goes to the upstream, and no identity.
 		return request{Path: "/app", Header: http.Header{"Cookie": {sessionCookie + "=" + cookie}}}, nil
-	case setupJWT, setupCookie:
+	case setupJWT, setupCookie, setupJWTPG, setupCookiePG:
 		if err := register(ctx, hc, base, guardEmail, benchPassword); err != nil {
 			return request{}, err
 		}
-		if s == setupJWT {
+		if s == setupJWT || s == setupJWTPG {
 			token, err := loginJWT(ctx, hc, base, guardEmail, benchPassword)
 			if err != nil {
 				return request{}, err

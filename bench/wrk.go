@@ -24,9 +24,7 @@ type wrkResult struct {
 }
 
 // ensureWrk returns the path of wrk, installing Debian's package when it
-// is missing and this process may (it runs as root). apt-get update runs
-// only if the first install fails: on a machine whose package lists are
-// fresh enough, it is a needless download.
+// is missing and this process may (it runs as root).
 func ensureWrk(ctx context.Context, logf func(string, ...any)) (string, error) {
 	if p, err := exec.LookPath("wrk"); err == nil {
 		return p, nil
@@ -34,6 +32,21 @@ func ensureWrk(ctx context.Context, logf func(string, ...any)) (string, error) {
 	if os.Geteuid() != 0 {
 		return "", errors.New("wrk is not installed: install it with `sudo apt-get install wrk` (Debian/Ubuntu) and run again")
 	}
+	logf("wrk is missing: apt-get install -y wrk")
+	if err := aptInstall(ctx, logf, "wrk"); err != nil {
+		return "", fmt.Errorf("installing wrk: %w", err)
+	}
+	p, err := exec.LookPath("wrk")
+	if err != nil {
+		return "", fmt.Errorf("wrk still not found after installing it: %w", err)
+	}
+	return p, nil
+}
+
+// aptInstall installs Debian's package pkg with apt-get (as root).
+// apt-get update runs only if the first install fails: on a machine whose
+// package lists are fresh enough, it is a needless download.
+func aptInstall(ctx context.Context, logf func(string, ...any), pkg string) error {
 	apt := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
@@ -43,21 +56,14 @@ func ensureWrk(ctx context.Context, logf func(string, ...any)) (string, error) {
 		}
 		return nil
 	}
-	logf("wrk is missing: apt-get install -y wrk")
-	if err := apt("install", "-y", "wrk"); err != nil {
+	if err := apt("install", "-y", pkg); err != nil {
 		logf("install failed; apt-get update, then again")
 		if err := apt("update"); err != nil {
-			return "", fmt.Errorf("installing wrk: %w", err)
+			return err
 		}
-		if err := apt("install", "-y", "wrk"); err != nil {
-			return "", fmt.Errorf("installing wrk: %w", err)
-		}
+		return apt("install", "-y", pkg)
 	}
-	p, err := exec.LookPath("wrk")
-	if err != nil {
-		return "", fmt.Errorf("wrk still not found after installing it: %w", err)
-	}
-	return p, nil
+	return nil
 }
 
 // wrkArgs are the arguments of one saturated run against url with the

@@ -46,19 +46,22 @@ const (
 const (
 	// DefaultHashQueuePerSlot is how many callers may wait per hashing
 	// slot. One argon2id hash with DefaultArgon2Params takes about 80 to
-	// 150 ms on current x86 machines, so a slot serves some 20 to 40
-	// hashes within DefaultHashWait: a queue of this depth holds about
-	// what the slots can clear before its last waiter would give up, so
-	// a burst that can be served in time is not refused, and a flood
-	// beyond it is refused at once instead of after a wait that would
-	// fail anyway. A waiter costs a goroutine and a connection, not
-	// hashing memory.
+	// 150 ms on current x86 machines with every slot busy, and up to
+	// twice that in a process that has just started (its heap is still
+	// growing), so a full queue of this depth is cleared within
+	// DefaultHashWait even then (32 × 300 ms = 9.6 s): a burst the queue
+	// holds is served, not refused — 64 clients registering at once on
+	// two cores all get their account — and a flood beyond it is refused
+	// at once instead of after a wait that would fail anyway. A waiter
+	// costs a goroutine and a connection, not hashing memory.
 	DefaultHashQueuePerSlot = 32
 	// DefaultHashWait is the longest a caller waits for a slot: long
-	// enough to ride out a burst (dozens of hashes per slot), short
-	// enough that a person at a login form or a client with a 10 s
-	// timeout gets a prompt 503 and Retry-After instead of a hang.
-	DefaultHashWait = 3 * time.Second
+	// enough to clear a full queue (above), which the hasher's estimate of
+	// the wait must also believe, or it refuses the queue's tail at once;
+	// short enough that a person at a login form gets a 503 and
+	// Retry-After to act on rather than a hang. It is only reached under a
+	// burst that fills the queue.
+	DefaultHashWait = 10 * time.Second
 )
 
 // HasherConfig is the cost of new hashes and the bound on the work and

@@ -114,7 +114,9 @@ func (a *API) prefixes() (string, string) {
 }
 
 func underPrefix(path, prefix string) bool {
-	return path == prefix || strings.HasPrefix(path, prefix+"/")
+	// Without building prefix+"/": this runs on every request that
+	// passes through the endpoints handler.
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
 }
 
 // match finds the route for a path; id is the {id} of /users/{id}.

@@ -21,6 +21,7 @@ const (
 	Forbidden                      // a valid session, but a require rule fails
 	Failed                         // the store failed: deny (fail closed)
 	AmbiguousPath                  // the path may name another resource upstream: refuse (400)
+	Unavailable                    // the database cannot be reached: deny (fail closed), 503
 )
 
 // Guard protects upstream routes (DESIGN §5).
@@ -66,26 +67,32 @@ func (g *Guard) Decide(r *http.Request) (Outcome, *caddyauth.Principal) {
 	}
 	if err != nil && !errors.Is(err, caddyauth.ErrUnauthenticated) {
 		g.log().ErrorContext(r.Context(), "guard: authenticating", "error", err)
+		if errors.Is(err, store.ErrUnavailable) {
+			return Unavailable, nil
+		}
 		return Failed, nil
 	}
 
 	// 3. Decide. Public paths pass with or without a user, and skip the
-	// require rules.
-	public := g.Public != nil && g.Public(r)
-	switch {
-	case p == nil && public:
-		return Pass, nil
-	case p == nil:
-		return Unauthenticated, nil
-	case !public:
-		if err := g.Service.Authorize(p, g.Require); err != nil {
-			return Forbidden, p
+	// require rules. Whether the path is public (Caddy's path matcher, the
+	// costliest step of a cached request) is asked only when the answer
+	// matters: with no user, or with a rule the user fails.
+	if p == nil {
+		if g.public(r) {
+			return Pass, nil
 		}
+		return Unauthenticated, nil
+	}
+	if err := g.Service.Authorize(p, g.Require); err != nil && !g.public(r) {
+		return Forbidden, p
 	}
 	// 4. Identity upstream.
 	g.Headers.Set(r.Header, p)
 	return Pass, p
 }
+
+// public reports whether r's path is one of the `allow` patterns.
+func (g *Guard) public(r *http.Request) bool { return g.Public != nil && g.Public(r) }
 
 // ambiguousPath reports whether a request path (decoded) holds a
 // character on which servers disagree about what the path names, so that
@@ -216,6 +223,8 @@ func (g *Guard) ServeGuard(w http.ResponseWriter, r *http.Request) (*http.Reques
 		writeJSON(w, http.StatusForbidden, detail{"Forbidden"})
 	case AmbiguousPath:
 		writeJSON(w, http.StatusBadRequest, detail{"Bad Request"})
+	case Unavailable:
+		writeJSON(w, unavailable(w), detail{"Service Unavailable"})
 	default:
 		writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
 	}

@@ -3,14 +3,17 @@ package handlers
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/store"
 )
 
 // guardEnv is a guard over an apiEnv's service, with a user of each kind
@@ -365,6 +368,40 @@ func TestGuardPublicPaths(t *testing.T) {
 	})
 }
 
+// TestGuardAsksPublicOnlyWhenItMatters: the allow matcher (Caddy's path
+// matcher, the costliest step of a cached request) runs only when its
+// answer can change the outcome: with no user, or a rule the user fails.
+func TestGuardAsksPublicOnlyWhenItMatters(t *testing.T) {
+	t.Parallel()
+	e := newGuardEnv(t)
+	calls := 0
+	g := e.guard(func(g *Guard) {
+		g.Require = caddyauth.Requirements{Superuser: true}
+		g.Public = func(r *http.Request) bool { calls++; return strings.HasPrefix(r.URL.Path, "/public/") }
+	})
+	for _, tc := range []struct {
+		name, path, token string
+		want              Outcome
+		wantCalls         int
+	}{
+		{"user passing the rules", "/private", e.adminToken, Pass, 0},
+		{"user passing the rules on a public path", "/public/x", e.adminToken, Pass, 0},
+		{"user failing a rule", "/private", e.plainToken, Forbidden, 1},
+		{"user failing a rule on a public path", "/public/x", e.plainToken, Pass, 1},
+		{"no user", "/private", "", Unauthenticated, 1},
+		{"no user on a public path", "/public/x", "", Pass, 1},
+	} {
+		calls = 0
+		var opts []reqOpt
+		if tc.token != "" {
+			opts = append(opts, bearer(tc.token))
+		}
+		if outcome, _ := g.Decide(newGuardRequest("GET", tc.path, opts...)); outcome != tc.want || calls != tc.wantCalls {
+			t.Errorf("%s: Decide = %v with %d matcher calls, want %v with %d", tc.name, outcome, calls, tc.want, tc.wantCalls)
+		}
+	}
+}
+
 // TestSecondGuardReusesThePrincipal: a stricter guard after a general one
 // on the same request decides on what the first verified; the credential
 // is gone by then, so authenticating again would fail.
@@ -426,6 +463,58 @@ func TestGuardFailsClosed(t *testing.T) {
 		}
 		wantJSON(t, w, 500, `{"detail":"Internal Server Error"}`)
 		assertNoSpoof(t, r.Header)
+	}
+}
+
+// downStore is a store whose reads fail as a database server that cannot
+// be reached fails them, while down is set.
+type downStore struct {
+	store.Store
+	down *atomic.Bool
+}
+
+func (s downStore) SessionByDigest(ctx context.Context, digest []byte) (*store.Session, *store.User, error) {
+	if s.down.Load() {
+		return nil, nil, fmt.Errorf("reading session: %w: dial tcp 127.0.0.1:5432: connect: connection refused", store.ErrUnavailable)
+	}
+	return s.Store.SessionByDigest(ctx, digest)
+}
+
+func (s downStore) UserByEmail(ctx context.Context, email string) (*store.User, error) {
+	if s.down.Load() {
+		return nil, fmt.Errorf("reading user: %w: dial tcp 127.0.0.1:5432: connect: connection refused", store.ErrUnavailable)
+	}
+	return s.Store.UserByEmail(ctx, email)
+}
+
+// TestGuardUnavailable: while the database cannot be reached the guard
+// still fails closed, with 503 and Retry-After (the failure is temporary),
+// as do the endpoints; when it is back, the same credential passes.
+func TestGuardUnavailable(t *testing.T) {
+	t.Parallel()
+	down := new(atomic.Bool)
+	e := newAPIEnv(t, func(o *caddyauth.Options) { o.Store = downStore{o.Store, down} })
+	e.mustUser(t, "plain@camelot.bt")
+	tok := e.bearerLogin(t, "plain@camelot.bt") // never used: not cached
+	g := &Guard{Service: e.svc, Headers: NewHeaderSet(nil), Public: func(r *http.Request) bool { return r.URL.Path == "/public" }}
+	down.Store(true)
+	for _, path := range []string{"/app", "/public"} {
+		r := newGuardRequest("GET", path, bearer(tok), spoof())
+		w := httptest.NewRecorder()
+		if next, _ := g.ServeGuard(w, r); next != nil {
+			t.Fatalf("%s: passed with the database unreachable", path)
+		}
+		wantJSON(t, w, 503, `{"detail":"Service Unavailable"}`)
+		if got := w.Header().Get("Retry-After"); got != "5" {
+			t.Errorf("%s: Retry-After %q, want 5", path, got)
+		}
+		assertNoSpoof(t, r.Header)
+	}
+	w := e.serve("POST", "/auth/jwt/login", form("username", "plain@camelot.bt", "password", testPassword), formCT())
+	wantJSON(t, w, 503, `{"detail":"Service Unavailable"}`)
+	down.Store(false)
+	if next, p := g.ServeGuard(httptest.NewRecorder(), newGuardRequest("GET", "/app", bearer(tok))); next == nil || p == nil {
+		t.Fatal("the credential does not pass once the database is back")
 	}
 }
 

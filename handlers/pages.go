@@ -425,7 +425,11 @@ func (a *API) pageFailure(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	a.log().ErrorContext(r.Context(), "page request failed", "path", r.URL.Path, "error", err)
-	a.renderMessage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.", "", "")
+	status := http.StatusInternalServerError
+	if errors.Is(err, store.ErrUnavailable) {
+		status = unavailable(w)
+	}
+	a.renderMessage(w, r, status, "Something went wrong", "Please try again in a moment.", "", "")
 }
 
 // registerPage: GET <prefix>/register.

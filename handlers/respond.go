@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/store"
 )
 
 // The ErrorCode strings of fastapi-users (router/common.py).
@@ -91,7 +92,23 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		return
 	}
 	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	if errors.Is(err, store.ErrUnavailable) {
+		writeJSON(w, unavailable(w), detail{"Service Unavailable"})
+		return
+	}
 	writeJSON(w, http.StatusInternalServerError, detail{"Internal Server Error"})
+}
+
+// unavailableRetryAfter is the Retry-After of a 503 for a database that
+// cannot be reached: about what a database server takes to restart.
+const unavailableRetryAfter = 5 * time.Second
+
+// unavailable sets Retry-After for a request refused because the database
+// cannot be reached, and returns 503 Service Unavailable: the failure is
+// temporary (the store reconnects by itself), as a load balancer or a
+// client should know, and not a fault in the request or the server.
+func unavailable(w http.ResponseWriter) int {
+	return retryStatus(w, &caddyauth.RetryError{RetryAfter: unavailableRetryAfter, Busy: true})
 }
 
 // clientGone answers a request whose client went away (while it waited

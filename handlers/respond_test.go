@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-caddy/gatehouse/caddyauth"
+	"github.com/gatehouse-caddy/gatehouse/store"
 )
 
 func TestWriteErrorRetry(t *testing.T) {
@@ -52,5 +53,27 @@ func TestWriteErrorClientGone(t *testing.T) {
 	writeError(w, httptest.NewRequest("POST", "/auth/jwt/login", nil), log, fmt.Errorf("store: %w", context.Canceled), "")
 	if w.Code != http.StatusInternalServerError || logged.Len() == 0 {
 		t.Fatalf("status %d, log %q; want 500, logged", w.Code, logged.String())
+	}
+}
+
+// TestWriteErrorUnavailable: a database that cannot be reached is a
+// temporary failure, 503 with Retry-After, logged; any other store
+// failure stays 500.
+func TestWriteErrorUnavailable(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	w := httptest.NewRecorder()
+	err := fmt.Errorf("login: reading user: %w", fmt.Errorf("%w: dial tcp: connection refused", store.ErrUnavailable))
+	writeError(w, httptest.NewRequest("POST", "/auth/jwt/login", nil), log, err, "")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "5" || w.Body.String() != `{"detail":"Service Unavailable"}` {
+		t.Errorf("got %d, Retry-After %q, %s; want 503, 5, Service Unavailable", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if !bytes.Contains(logged.Bytes(), []byte("connection refused")) {
+		t.Errorf("the cause was not logged: %q", logged.String())
+	}
+	w = httptest.NewRecorder()
+	writeError(w, httptest.NewRequest("POST", "/auth/jwt/login", nil), log, fmt.Errorf("reading user: disk I/O error"), "")
+	if w.Code != http.StatusInternalServerError || w.Header().Get("Retry-After") != "" {
+		t.Errorf("other failure: %d, Retry-After %q; want 500 without Retry-After", w.Code, w.Header().Get("Retry-After"))
 	}
 }

@@ -52,6 +52,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // driver "sqlite", for dbExec
+
+	"github.com/gatehouse-caddy/gatehouse/store/postgres/pgtest"
 )
 
 // caddyBin is the caddy binary with Gatehouse, built once by TestMain from
@@ -88,7 +90,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/caddy: %v\n%s", err, out)
 		return 2
 	}
-	return m.Run()
+	code := m.Run()
+	// The PostgreSQL tests' shared cluster (postgres_test.go), if one
+	// was started.
+	pgtest.StopShared()
+	return code
 }
 
 // findRepoRoot walks up from the package directory (the working directory

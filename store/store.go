@@ -14,6 +14,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: a unique key (a user's email) is already taken.
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the database cannot be reached now (its server is
+	// down, restarting or unreachable), so the call did nothing it
+	// reported, and a later try may succeed. Implementations wrap it
+	// together with the cause; callers answer 503 rather than 500.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // User is an account. Email is stored as the user typed it (after the

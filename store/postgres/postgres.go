@@ -45,7 +45,7 @@ type Options struct {
 // Store is a store.Store kept in a PostgreSQL database. It is safe for
 // concurrent use, and any number of processes may share the database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool db
 	addr string // host:port, for messages
 }
 
@@ -60,10 +60,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{addr: address(cfg.ConnConfig)}
-	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connecting to %s: %w", s.addr, connectCause(err, s.addr))
 	}
+	s.pool = db{pool}
 	// The pool connects lazily: ping so that an unreachable server or a
 	// wrong password is reported now, at start, and not by the first
 	// request.
@@ -71,7 +72,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, fmt.Errorf("postgres: connecting to %s: %w", s.addr, connectCause(err, s.addr))
 	}
-	if err := migrate(ctx, s.pool); err != nil {
+	if err := migrate(ctx, pool); err != nil {
 		s.pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -162,6 +163,11 @@ func connectCause(err error, addr string) error {
 		return err
 	}
 	cause := ce.Unwrap()
+	// pgx joins the errors of the addresses it tried (errors.Join); with
+	// one address there is one.
+	if j, ok := cause.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+		cause = j.Unwrap()[0]
+	}
 	if u, ok := cause.(interface{ Unwrap() error }); ok && u.Unwrap() != nil && strings.HasPrefix(cause.Error(), addr+" (") {
 		cause = u.Unwrap()
 	}
@@ -213,8 +219,9 @@ func (s *Store) writeOne(ctx context.Context, doing, query string, args ...any) 
 }
 
 // inTx runs fn in a transaction (READ COMMITTED, the server's default) and
-// commits when fn returns nil. fn's error is returned as it is; those of
-// BEGIN and COMMIT are prefixed with doing. A failed
+// commits when fn returns nil. fn's error is returned as it is, marked
+// store.ErrUnavailable if it says so (see unavailable); those of BEGIN
+// and COMMIT are prefixed with doing. A failed
 // transaction is rolled back; if the rollback cannot be sent (ctx is done,
 // the connection broke) pgx closes the connection, and the server rolls
 // back when it sees it close, so nothing half done is ever committed.
@@ -225,10 +232,10 @@ func (s *Store) inTx(ctx context.Context, doing string, fn func(tx pgx.Tx) error
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(ctx)
-		return err
+		return unavailable(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("%s: committing: %w", doing, err)
+		return fmt.Errorf("%s: committing: %w", doing, unavailable(err))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gatehouse-caddy/gatehouse/store"
 	"github.com/gatehouse-caddy/gatehouse/store/postgres/pgtest"
+	"github.com/gatehouse-caddy/gatehouse/store/sqlite"
 	"github.com/gatehouse-caddy/gatehouse/store/storetest"
 )
 
@@ -31,6 +33,42 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return open(t, c.NewDatabase(t))
 	})
+}
+
+func TestCopy(t *testing.T) {
+	c := pgtest.Shared(t)
+	storetest.RunCopy(t, func(t *testing.T) store.Store {
+		return open(t, c.NewDatabase(t))
+	})
+}
+
+// TestCopyAcrossStores: SQLite to PostgreSQL and back keeps every row, and
+// each copy works; so the two stores agree on what they keep.
+func TestCopyAcrossStores(t *testing.T) {
+	t.Parallel()
+	dir, c := t.TempDir(), pgtest.Shared(t)
+	storetest.CopyChain(t,
+		openSQLite(t, filepath.Join(dir, "first.db")),
+		openClosed(t, c.NewDatabase(t)),
+		openSQLite(t, filepath.Join(dir, "second.db")),
+		openClosed(t, c.NewDatabase(t)),
+	)
+}
+
+// openSQLite opens an SQLite store at path and closes it when the test
+// ends.
+func openSQLite(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }
 
 // open opens the store at dsn with default options, failing the test on
@@ -342,6 +380,9 @@ func TestOpenUnreachable(t *testing.T) {
 			if !strings.Contains(msg, tc.message) {
 				t.Errorf("error %q does not say %q", msg, tc.message)
 			}
+			if strings.Contains(msg, tc.addr+" ("+strings.Split(tc.addr, ":")[0]+")") {
+				t.Errorf("error %q repeats pgx's per-address prefix", msg)
+			}
 			if strings.Contains(msg, password) {
 				t.Errorf("error %q shows the password", msg)
 			}
@@ -458,8 +499,8 @@ func TestStatementTimeout(t *testing.T) {
 				t.Errorf("SHOW statement_timeout = %q, %v; want 200ms", got, err)
 			}
 			_, err := s.pool.Exec(ctx, `SELECT pg_sleep(2)`)
-			if pgCode(err) != "57014" { // query_canceled
-				t.Errorf("a statement longer than the timeout: err = %v, want SQLSTATE 57014", err)
+			if pgCode(err) != "57014" || !errors.Is(err, store.ErrUnavailable) { // query_canceled
+				t.Errorf("a statement longer than the timeout: err = %v, want SQLSTATE 57014, ErrUnavailable", err)
 			}
 		})
 	}
@@ -467,7 +508,8 @@ func TestStatementTimeout(t *testing.T) {
 }
 
 // Requests fail while the server is down, with errors that are never
-// ErrNotFound (callers fail closed on them), and work again once it is
+// ErrNotFound (callers fail closed on them) and always ErrUnavailable
+// (callers answer 503), and work again once it is
 // back, through the same Store.
 func TestServerRestart(t *testing.T) {
 	t.Parallel()
@@ -528,6 +570,8 @@ func TestServerRestart(t *testing.T) {
 				t.Errorf("round %d: %s with the server down: no error", round, call.name)
 			case errors.Is(err, store.ErrNotFound):
 				t.Errorf("round %d: %s with the server down: %v, must not be ErrNotFound", round, call.name, err)
+			case !errors.Is(err, store.ErrUnavailable):
+				t.Errorf("round %d: %s with the server down: %v, want ErrUnavailable (the handlers answer 503)", round, call.name, err)
 			}
 			if took := time.Since(begun); took > 3*time.Second {
 				t.Errorf("round %d: %s with the server down took %v: it must fail fast", round, call.name, took)

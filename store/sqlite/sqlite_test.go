@@ -660,3 +660,9 @@ func TestMailLogPruned(t *testing.T) {
 		t.Fatalf("%d mail log rows after the sweep, want only the recent one", n)
 	}
 }
+
+func TestCopy(t *testing.T) {
+	storetest.RunCopy(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	})
+}

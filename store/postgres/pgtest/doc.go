@@ -11,9 +11,17 @@
 //	c.Stop(tb) / c.Start(tb)    stop the server (fast shutdown) and start it again, same port and data
 //	c.Addr() string             127.0.0.1:port
 //
+// Programs that are not tests, such as the benchmark harness (bench/),
+// use the same clusters through an API without testing.TB:
+//
+//	New(opts) (*Cluster, error)            a cluster (ErrNotInstalled without PostgreSQL); Options.Durable
+//	c.CreateDatabase(ctx) (string, error)  as NewDatabase; the database stays until Close
+//	c.ServerVersion(ctx) (string, error)   the server's version
+//	c.Close() error                        stop the server and remove its directory
+//
 // PostgreSQL refuses to run as root: when the tests run as root, initdb and
 // postgres run as the postgres system user that the Debian package
 // creates. It is a normal package so that other packages' tests (the
-// integration tests) can use it; it is imported from tests only. It
-// imports the standard library and pgx only.
+// integration tests) and the harness can use it; production code must
+// not import it. It imports the standard library and pgx only.
 package pgtest

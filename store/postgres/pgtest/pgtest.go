@@ -38,8 +38,20 @@ const stopTimeout = 30 * time.Second
 // ErrNotInstalled: no PostgreSQL server binaries were found.
 var ErrNotInstalled = errors.New("postgresql not installed")
 
+// Options change how New runs its server. The zero value is what the
+// tests get (Start, Shared).
+type Options struct {
+	// Durable keeps PostgreSQL's default durability: fsync,
+	// synchronous_commit and full_page_writes on, so that a commit waits
+	// for the disk as in production. Off, commits return without
+	// waiting, which suits throwaway test data but would make writes look
+	// cheaper than they are to a benchmark.
+	Durable bool
+}
+
 // Cluster is one throwaway PostgreSQL server.
 type Cluster struct {
+	opts     Options
 	bin      string       // directory of initdb and postgres
 	dir      string       // owned by the server's user: data/, the socket, the log
 	port     int          // on 127.0.0.1, kept across Stop and Start
@@ -62,7 +74,7 @@ type process struct {
 // ends. Without PostgreSQL the test is skipped, or fails when CI=true.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := newCluster()
+	c, err := New(Options{})
 	if err != nil {
 		notInstalled(tb, err)
 		tb.Fatalf("starting a PostgreSQL cluster: %v", err)
@@ -93,7 +105,7 @@ func Shared(tb testing.TB) *Cluster {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.c == nil && shared.err == nil {
-		shared.c, shared.err = newCluster()
+		shared.c, shared.err = New(Options{})
 	}
 	if shared.err != nil {
 		notInstalled(tb, shared.err)
@@ -159,13 +171,17 @@ func executable(path string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// newCluster makes and starts a cluster.
-func newCluster() (_ *Cluster, err error) {
+// New makes and starts a cluster outside of a test, for a program such as
+// the benchmark harness; the caller must Close it. Without PostgreSQL the
+// error is ErrNotInstalled. Should this process die without closing it,
+// the kernel kills the server (see setProcAttrs), but its directory under
+// the temporary directory stays.
+func New(opts Options) (_ *Cluster, err error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{bin: bin}
+	c := &Cluster{opts: opts, bin: bin}
 	if os.Geteuid() == 0 {
 		if c.cred, err = postgresUser(); err != nil {
 			return nil, err
@@ -296,6 +312,10 @@ func runContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	}
 }
 
+// Close stops the server and removes its directory, databases included.
+// Calling it again does nothing.
+func (c *Cluster) Close() error { return c.remove() }
+
 // Addr returns the server's TCP address, 127.0.0.1:port.
 func (c *Cluster) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)) }
 
@@ -338,17 +358,7 @@ func (c *Cluster) start() error {
 	// Run in the foreground, not through pg_ctl, so that this process is
 	// its parent: the kernel kills it if the test binary dies (Pdeathsig),
 	// and the backends notice their postmaster is gone and exit.
-	cmd := c.command("postgres",
-		"-D", c.dataDir(),
-		"-p", strconv.Itoa(c.port),
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+c.dir,
-		"-c", "max_connections=200",
-		// Throwaway data: durability buys nothing here, and costs time.
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-	)
+	cmd := c.command("postgres", c.serverArgs()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.mu.Unlock()
@@ -382,6 +392,26 @@ func (c *Cluster) start() error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// serverArgs are the arguments of postgres.
+func (c *Cluster) serverArgs() []string {
+	args := []string{
+		"-D", c.dataDir(),
+		"-p", strconv.Itoa(c.port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories=" + c.dir,
+		"-c", "max_connections=200",
+	}
+	if !c.opts.Durable {
+		// Throwaway data: durability buys nothing here, and costs time.
+		args = append(args,
+			"-c", "fsync=off",
+			"-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off",
+		)
+	}
+	return args
 }
 
 // stop asks the server for a fast shutdown (SIGINT) and waits for it,
@@ -448,11 +478,11 @@ func (c *Cluster) createRole() error {
 // closing a store on it) have run.
 func (c *Cluster) NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	name := fmt.Sprintf("gatehouse_%d", c.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := c.admin(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, name, Role)); err != nil {
-		tb.Fatalf("creating database %s: %v", name, err)
+	name, err := c.createDatabase(ctx)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
@@ -472,6 +502,41 @@ func (c *Cluster) NewDatabase(tb testing.TB) string {
 		}
 	})
 	return c.DSN(name)
+}
+
+// CreateDatabase creates an empty database owned by Role and returns its
+// DSN, as NewDatabase does; it stays until the cluster is closed.
+func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
+	name, err := c.createDatabase(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.DSN(name), nil
+}
+
+// createDatabase creates an empty database owned by Role, with a name
+// unused in the cluster, and returns the name.
+func (c *Cluster) createDatabase(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("gatehouse_%d", c.dbs.Add(1))
+	if err := c.admin(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, name, Role)); err != nil {
+		return "", fmt.Errorf("creating database %s: %w", name, err)
+	}
+	return name, nil
+}
+
+// ServerVersion returns the server's version, as SHOW server_version
+// gives it ("15.14 (Debian 15.14-0+deb12u1)").
+func (c *Cluster) ServerVersion(ctx context.Context) (string, error) {
+	conn, err := pgx.Connect(ctx, c.adminDSN("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		return "", err
+	}
+	return v, nil
 }
 
 // DSN returns the URL that connects Role to database db over TCP.
