@@ -159,14 +159,24 @@ func migrateDatabase(ctx context.Context, src, dst *DatabaseConfig) (_ copyCount
 	}()
 	counts := copyCounts{}
 	err = to.Import(ctx, func(emit func(store.Record) error) error {
-		return from.Export(ctx, func(r store.Record) error {
+		err := from.Export(ctx, func(r store.Record) error {
 			if err := emit(r); err != nil {
 				return err
 			}
 			counts[r.Kind()]++
 			return nil
 		})
+		if err == nil && counts[store.KindUser] == 0 && counts[store.KindSetting] == 0 {
+			// A mistyped database name would otherwise "succeed" with
+			// nothing, and the servers be pointed at an empty target.
+			// Returning an error rolls the import back.
+			return errNothingToCopy
+		}
+		return err
 	})
+	if errors.Is(err, errNothingToCopy) {
+		return nil, err
+	}
 	if errors.Is(err, store.ErrNotEmpty) {
 		return nil, fmt.Errorf("--to: %w (migrate copies into a new, empty database only)", err)
 	}
@@ -175,6 +185,10 @@ func migrateDatabase(ctx context.Context, src, dst *DatabaseConfig) (_ copyCount
 	}
 	return counts, nil
 }
+
+// errNothingToCopy: the --from database holds neither a user nor a
+// setting (the generated secret): a new database, or the wrong one.
+var errNothingToCopy = errors.New("--from: holds no user and no secret, so nothing was copied: is it the right database?")
 
 // copierStore is a store that can be copied from and into.
 type copierStore interface {

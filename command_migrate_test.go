@@ -168,7 +168,7 @@ func TestMigrateErrors(t *testing.T) {
 		{"bad --to", []string{"--from", "sqlite:" + f.db, "--to", target}, "gatehouse: --to: a database is sqlite:<path> or postgres:<dsn>" + usage},
 		{"empty path", []string{"--from", "sqlite:", "--to", "sqlite:" + target}, "gatehouse: --from: sqlite: needs a path" + usage},
 		{"unset placeholder", []string{"--from", "sqlite:" + f.db, "--to", "postgres:{env.GH_TEST_UNSET_DSN}"},
-			"gatehouse: --to: database dsn: evaluated placeholder {env.GH_TEST_UNSET_DSN} is empty" + usage},
+			"gatehouse: --to: database dsn: a placeholder in it is unknown or empty (an unset {env.*} variable?)" + usage},
 		{"same file", []string{"--from", "sqlite:" + f.db, "--to", "sqlite:" + filepath.Join(filepath.Dir(f.db), ".", "gh.db")},
 			"gatehouse: --from and --to name the same database" + usage},
 		{"same postgres database", []string{"--from", "postgres://u:pw@127.0.0.1:1/gh", "--to", "postgres:host=127.0.0.1 port=1 dbname=gh user=v"},
@@ -193,6 +193,26 @@ func TestMigrateErrors(t *testing.T) {
 			fails(t, "gatehouse: --to: importing: database not empty: it holds settings, users (migrate copies into a new, empty database only)")
 		if after := g.run(t, "", "user", "list").ok(t); after != before {
 			t.Errorf("the target changed: %q, was %q", after, before)
+		}
+	})
+
+	t.Run("nothing to copy", func(t *testing.T) {
+		// A database with no user and no secret: a new one, or the wrong
+		// one. Refused, and the target stays empty.
+		// Opened as the store, with its schema, and nothing else: not even
+		// a secret, which a server or a CLI command would have made.
+		empty := &DatabaseConfig{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "empty.db")}
+		st, err := empty.open(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		copyPath := filepath.Join(t.TempDir(), "copy.db")
+		runCLI(t, "", "migrate", "--from", "sqlite:"+empty.Path, "--to", "sqlite:"+copyPath).
+			fails(t, "gatehouse: --from: holds no user and no secret, so nothing was copied: is it the right database?")
+		_, copied := openService(t, &DatabaseConfig{Driver: "sqlite", Path: copyPath})
+		if users, err := copied.ListUsers(t.Context()); err != nil || len(users) != 0 {
+			t.Errorf("the target holds %d users (err %v) after a refused copy", len(users), err)
 		}
 	})
 

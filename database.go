@@ -78,11 +78,12 @@ func (c *DatabaseConfig) resolve(repl *caddy.Replacer) error {
 		if c.DSN == "" {
 			return fmt.Errorf("database postgres: a dsn is required")
 		}
-		// The expanded DSN holds the password: it never appears in an
-		// error, here or from the store (postgres.Open's errors name host
-		// and port only).
+		// The DSN holds the password: it never appears in an error, here
+		// or from the store (postgres.Open's errors name host and port
+		// only). The replacer's error would quote the text between the
+		// braces, which may be part of a password, so it is not passed on.
 		if c.DSN, err = repl.ReplaceOrErr(c.DSN, true, true); err != nil {
-			return fmt.Errorf("database dsn: %w", err)
+			return fmt.Errorf("database dsn: a placeholder in it is unknown or empty (an unset {env.*} variable?)")
 		}
 		if c.MaxConns < 0 {
 			return fmt.Errorf("database max_conns: %d is not a positive number", c.MaxConns)

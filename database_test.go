@@ -51,7 +51,7 @@ func TestDatabaseResolve(t *testing.T) {
 		{"postgres with a path", DatabaseConfig{Driver: "postgres", DSN: "x", Path: "/a.db"}, "path is for sqlite"},
 		{"sqlite with a dsn", DatabaseConfig{DSN: "postgres://x"}, "are for postgres, not sqlite"},
 		{"sqlite with max_conns", DatabaseConfig{Path: "/a.db", MaxConns: 3}, "are for postgres, not sqlite"},
-		{"unset variable", DatabaseConfig{Driver: "postgres", DSN: "{env.GH_TEST_UNSET_DSN}"}, "database dsn"},
+		{"unset variable", DatabaseConfig{Driver: "postgres", DSN: "{env.GH_TEST_UNSET_DSN}"}, "database dsn: a placeholder in it is unknown or empty"},
 		{"negative max_conns", DatabaseConfig{Driver: "postgres", DSN: "x", MaxConns: -1}, "max_conns"},
 		{"negative connect_timeout", DatabaseConfig{Driver: "postgres", DSN: "x", ConnectTimeout: -1}, "connect_timeout"},
 	} {
@@ -115,7 +115,7 @@ func TestParseDatabaseFlag(t *testing.T) {
 			t.Errorf("%q: got %s %q, want %s %q", tc.in, c.Driver, where, tc.driver, tc.where)
 		}
 	}
-	for _, in := range []string{"", "sqlite:", "postgres:", "mysql://root:s3cret@db/gh", "gh.db"} {
+	for _, in := range []string{"", "sqlite:", "postgres:", "mysql://root:s3cret@db/gh", "gh.db", "postgres://gh:X{s3cret}@db/gh"} {
 		_, err := parseDatabaseFlag(in)
 		if err == nil {
 			t.Errorf("%q accepted", in)

@@ -38,11 +38,11 @@ type PasswordHashConfig struct {
 
 	// Requests that may wait for a free hashing slot; when it is full, a
 	// request is answered 503 with Retry-After at once. Default: 32 ×
-	// concurrency, about what the slots clear within the default wait.
+	// concurrency, what the slots clear within the default wait.
 	Queue int `json:"queue,omitempty"`
 
 	// The longest a request waits for a slot before it is answered 503
-	// with Retry-After. Default: 3s.
+	// with Retry-After. Default: 10s.
 	Wait caddy.Duration `json:"wait,omitempty"`
 }
 

@@ -391,6 +391,11 @@ func (a *App) Cleanup() error {
 	return err
 }
 
+// openTimeout bounds opening the store at a config load: connecting (each
+// attempt is bounded by connect_timeout too) and bringing its schema up
+// to date, which may wait for another instance doing the same.
+const openTimeout = time.Minute
+
 // storePool shares one open store per database between the configs that
 // use it. During a reload the new config opens the store before the old
 // one lets go of it, so the store (and the session cache) stays open and
@@ -411,7 +416,12 @@ func (s *sharedStore) Destruct() error { return s.store.Close() }
 func openShared(db *DatabaseConfig) (*sharedStore, string, error) {
 	key := db.key()
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		st, err := db.open(context.Background())
+		// The store outlives the config that opens it (it is shared
+		// across reloads), so the context bounds the opening only: the
+		// connection, and the wait for another instance's migration.
+		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+		defer cancel()
+		st, err := db.open(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -710,36 +720,21 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 // setPlaceholders exposes the user to the rest of the config, and to
 // Caddy's access log (which records {http.auth.user.id}).
 //
-// The id is set as a static value, as Caddy's own authentication handler
-// sets it: static values are consulted before any provider, so this one
-// overrides whatever an earlier handler set. The other fields are
-// answered on demand by a provider, since most configs never read them
-// and the guard runs on every request: no map writes and no joined roles
-// until a placeholder asks. Only config directives write static values,
-// so the guard's answer for them cannot be shadowed by a client.
+// Every field is set as a static value, overwriting whatever was there:
+// static values are consulted before any provider, and Caddy's own
+// authentication handler writes http.auth.user.<key> statically at request
+// time, so a lazy provider for some fields (cheaper, tried once) would let
+// another authenticator's values stand next to the guard's user id.
 func setPlaceholders(r *http.Request, p *caddyauth.Principal) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
 	repl.Set("http.auth.user.id", p.UserID)
-	repl.Map(func(key string) (any, bool) {
-		field, ok := strings.CutPrefix(key, "http.auth.user.")
-		if !ok {
-			return nil, false
-		}
-		switch field {
-		case "email":
-			return p.Email, true
-		case "name":
-			return p.FullName, true
-		case "roles":
-			return handlers.FieldValue(p, handlers.FieldRoles), true
-		case "verified":
-			return handlers.FieldValue(p, handlers.FieldVerified), true
-		}
-		return nil, false
-	})
+	repl.Set("http.auth.user.email", p.Email)
+	repl.Set("http.auth.user.name", p.FullName)
+	repl.Set("http.auth.user.roles", handlers.FieldValue(p, handlers.FieldRoles))
+	repl.Set("http.auth.user.verified", handlers.FieldValue(p, handlers.FieldVerified))
 }
 
 // originalURL is the absolute URL the client asked for, before any

@@ -15,9 +15,12 @@ var (
 	// ErrConflict: a unique key (a user's email) is already taken.
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the database cannot be reached now (its server is
-	// down, restarting or unreachable), so the call did nothing it
-	// reported, and a later try may succeed. Implementations wrap it
-	// together with the cause; callers answer 503 rather than 500.
+	// down, restarting or unreachable, or the connection broke), and a
+	// later try may succeed. The call failed; a write whose connection
+	// broke during its commit may nonetheless have been done, as with any
+	// database client, so a retry can meet its effect (an email now
+	// taken, a token already used). Implementations wrap it together with
+	// the cause; callers answer 503 rather than 500.
 	ErrUnavailable = errors.New("database unavailable")
 )
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,23 +156,39 @@ func parseError(err error) error {
 }
 
 // connectCause drops pgx's "failed to connect to `user=… database=…`:"
-// prefix, which repeats the DSN's user and database, and with one server
-// the "host:port (host):" of the attempt: the caller names the server.
+// prefix, which repeats the DSN's user and database, and the
+// "host:port (host):" of each attempt on the server the caller names.
+// pgx joins the errors of its attempts (errors.Join): one per address,
+// and with the default sslmode=prefer two per address, TLS and then
+// plain, which mostly fail alike: the same cause is given once.
 func connectCause(err error, addr string) error {
 	var ce *pgconn.ConnectError
 	if !errors.As(err, &ce) || ce.Unwrap() == nil {
 		return err
 	}
-	cause := ce.Unwrap()
-	// pgx joins the errors of the addresses it tried (errors.Join); with
-	// one address there is one.
-	if j, ok := cause.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
-		cause = j.Unwrap()[0]
+	attempts := []error{ce.Unwrap()}
+	if j, ok := attempts[0].(interface{ Unwrap() []error }); ok {
+		attempts = j.Unwrap()
 	}
-	if u, ok := cause.(interface{ Unwrap() error }); ok && u.Unwrap() != nil && strings.HasPrefix(cause.Error(), addr+" (") {
-		cause = u.Unwrap()
+	var causes []error
+	var msgs []string
+	for _, a := range attempts {
+		if u, ok := a.(interface{ Unwrap() error }); ok && u.Unwrap() != nil && strings.HasPrefix(a.Error(), addr+" (") {
+			a = u.Unwrap()
+		}
+		if !slices.Contains(msgs, a.Error()) {
+			msgs = append(msgs, a.Error())
+			causes = append(causes, a)
+		}
 	}
-	return cause
+	if len(causes) == 1 {
+		return causes[0]
+	}
+	args := make([]any, len(causes))
+	for i, c := range causes {
+		args[i] = c
+	}
+	return fmt.Errorf(strings.TrimSuffix(strings.Repeat("%w; ", len(causes)), "; "), args...)
 }
 
 // SQLSTATE codes the store maps to its sentinel errors.

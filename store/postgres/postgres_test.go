@@ -360,6 +360,10 @@ func TestOpenUnreachable(t *testing.T) {
 			closedAddr, 2 * time.Second, "refused"},
 		{"refused, keyword/value", "host=127.0.0.1 port=" + portOf(closedAddr) + " user=gatehouse password=" + password + " dbname=gatehouse sslmode=disable", Options{},
 			closedAddr, 2 * time.Second, "refused"},
+		// The default sslmode=prefer tries TLS, then plain: two attempts,
+		// one cause.
+		{"refused, default sslmode", "postgres://gatehouse:" + password + "@" + closedAddr + "/gatehouse", Options{},
+			closedAddr, 2 * time.Second, "refused"},
 		{"silent server", "postgres://gatehouse:" + password + "@" + silent.Addr().String() + "/gatehouse?sslmode=disable", Options{ConnectTimeout: 300 * time.Millisecond},
 			silent.Addr().String(), 3 * time.Second, "timeout"},
 	}
@@ -382,6 +386,9 @@ func TestOpenUnreachable(t *testing.T) {
 			}
 			if strings.Contains(msg, tc.addr+" ("+strings.Split(tc.addr, ":")[0]+")") {
 				t.Errorf("error %q repeats pgx's per-address prefix", msg)
+			}
+			if strings.Count(msg, tc.message) != 1 {
+				t.Errorf("error %q gives the cause %d times, want once", msg, strings.Count(msg, tc.message))
 			}
 			if strings.Contains(msg, password) {
 				t.Errorf("error %q shows the password", msg)

@@ -16,17 +16,19 @@ import (
 // db is the connection pool, with every error that says the server cannot
 // be reached marked store.ErrUnavailable (see unavailable), so that the
 // handlers answer 503 and Retry-After rather than 500 while the server is
-// down or restarting. Only the methods the store uses are wrapped; an
-// error inside a transaction is marked by inTx.
-type db struct{ *pgxpool.Pool }
+// down or restarting. It has only the methods the store uses, each
+// wrapped (the pool is a named field, so that no unwrapped method of it
+// can be called by mistake); an error inside a transaction is marked by
+// inTx.
+type db struct{ p *pgxpool.Pool }
 
 func (d db) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := d.Pool.Exec(ctx, sql, args...)
+	tag, err := d.p.Exec(ctx, sql, args...)
 	return tag, unavailable(err)
 }
 
 func (d db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := d.Pool.Query(ctx, sql, args...)
+	rows, err := d.p.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -34,20 +36,23 @@ func (d db) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error
 }
 
 func (d db) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return markedRow{d.Pool.QueryRow(ctx, sql, args...)}
+	return markedRow{d.p.QueryRow(ctx, sql, args...)}
 }
 
 func (d db) Begin(ctx context.Context) (pgx.Tx, error) {
-	tx, err := d.Pool.Begin(ctx)
+	tx, err := d.p.Begin(ctx)
 	return tx, unavailable(err)
 }
 
 func (d db) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
-	tx, err := d.Pool.BeginTx(ctx, opts)
+	tx, err := d.p.BeginTx(ctx, opts)
 	return tx, unavailable(err)
 }
 
-func (d db) Ping(ctx context.Context) error { return unavailable(d.Pool.Ping(ctx)) }
+func (d db) Ping(ctx context.Context) error { return unavailable(d.p.Ping(ctx)) }
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (d db) Close() { d.p.Close() }
 
 // markedRow is a pgx.Row whose Scan marks its error.
 type markedRow struct{ pgx.Row }
