@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -123,46 +122,18 @@ func scanUserRecord(row pgx.Row) (store.Record, error) {
 }
 
 func scanSessionRecord(row pgx.Row) (store.Record, error) {
-	var (
-		ss        store.Session
-		transport string
-	)
-	if err := row.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &ss.CreatedAt, &ss.LastSeenAt,
-		&ss.ExpiresAt, &ss.UserAgent, &ss.IP); err != nil {
-		return store.Record{}, err
-	}
-	ss.Transport = store.Transport(transport)
-	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = utc(ss.CreatedAt), utc(ss.LastSeenAt), utc(ss.ExpiresAt)
-	return store.Record{Session: &ss}, nil
+	ss, err := scanSession(row)
+	return store.Record{Session: ss}, err
 }
 
 func scanTokenRecord(row pgx.Row) (store.Record, error) {
-	var (
-		tok     store.ActionToken
-		purpose string
-		usedAt  pgtype.Timestamptz
-	)
-	if err := row.Scan(&tok.Digest, &tok.UserID, &purpose, &tok.Email, &tok.CreatedAt, &tok.ExpiresAt, &usedAt); err != nil {
-		return store.Record{}, err
-	}
-	tok.Purpose = store.Purpose(purpose)
-	tok.CreatedAt, tok.ExpiresAt = utc(tok.CreatedAt), utc(tok.ExpiresAt)
-	tok.UsedAt = optUTC(usedAt)
-	return store.Record{Token: &tok}, nil
+	tok, err := scanToken(row)
+	return store.Record{Token: tok}, err
 }
 
 func scanMessageRecord(row pgx.Row) (store.Record, error) {
-	var (
-		m       store.Message
-		expires pgtype.Timestamptz
-	)
-	if err := row.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.CreatedAt, &m.Attempts,
-		&m.NextAttemptAt, &m.LastError, &expires); err != nil {
-		return store.Record{}, err
-	}
-	m.CreatedAt, m.NextAttemptAt = utc(m.CreatedAt), utc(m.NextAttemptAt)
-	m.ExpiresAt = optUTC(expires)
-	return store.Record{Message: &m}, nil
+	m, err := scanMessage(row)
+	return store.Record{Message: m}, err
 }
 
 func scanMailLogRecord(row pgx.Row) (store.Record, error) {
@@ -185,14 +156,6 @@ func scanLimitRecord(row pgx.Row) (store.Record, error) {
 	l.WindowEndsAt = utc(l.WindowEndsAt)
 	l.BannedUntil = optUTC(banned)
 	return store.Record{Limit: &l}, nil
-}
-
-// optUTC decodes an optional time: the zero time for NULL.
-func optUTC(t pgtype.Timestamptz) time.Time {
-	if !t.Valid {
-		return time.Time{}
-	}
-	return utc(t.Time)
 }
 
 // copyTable is where COPY puts the rows of one kind of record.

@@ -94,19 +94,11 @@ func claim(ctx context.Context, tx pgx.Tx, now, leaseUntil time.Time, n int) ([]
 	defer rows.Close()
 	msgs := []store.Message{}
 	for rows.Next() {
-		var (
-			m       store.Message
-			expires pgtype.Timestamptz
-		)
-		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.CreatedAt, &m.Attempts,
-			&m.NextAttemptAt, &m.LastError, &expires); err != nil {
+		m, err := scanMessage(rows)
+		if err != nil {
 			return nil, err
 		}
-		m.CreatedAt, m.NextAttemptAt = utc(m.CreatedAt), utc(m.NextAttemptAt)
-		if expires.Valid {
-			m.ExpiresAt = utc(expires.Time)
-		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, *m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -123,4 +115,22 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64) error {
 // store.ErrNotFound if it is gone.
 func (s *Store) RetryMessage(ctx context.Context, id int64, next time.Time, lastError string) error {
 	return s.writeOne(ctx, "retrying message", sqlRetryMessage, next, lastError, id)
+}
+
+// scanMessage reads a row of the outbox's columns in the order
+// sqlClaimMessages returns them: id, to_addr, subject, text_body,
+// html_body, created_at, attempts, next_attempt_at, last_error,
+// expires_at.
+func scanMessage(row pgx.Row) (*store.Message, error) {
+	var (
+		m       store.Message
+		expires pgtype.Timestamptz
+	)
+	if err := row.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &m.CreatedAt, &m.Attempts,
+		&m.NextAttemptAt, &m.LastError, &expires); err != nil {
+		return nil, err
+	}
+	m.CreatedAt, m.NextAttemptAt = utc(m.CreatedAt), utc(m.NextAttemptAt)
+	m.ExpiresAt = optUTC(expires)
+	return &m, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gatehouse-caddy/gatehouse/store"
@@ -266,6 +267,14 @@ func optTime(t time.Time) any {
 		return nil
 	}
 	return t
+}
+
+// optUTC decodes an optional time: the zero time for NULL.
+func optUTC(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return utc(t.Time)
 }
 
 // nonNil turns a nil byte slice into an empty one: pgx sends nil as NULL,

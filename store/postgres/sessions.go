@@ -107,17 +107,11 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]store.Sessio
 	defer rows.Close()
 	sessions := []store.Session{}
 	for rows.Next() {
-		var (
-			ss        store.Session
-			transport string
-		)
-		if err := rows.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &ss.CreatedAt, &ss.LastSeenAt,
-			&ss.ExpiresAt, &ss.UserAgent, &ss.IP); err != nil {
+		ss, err := scanSession(rows)
+		if err != nil {
 			return nil, fmt.Errorf("listing sessions: %w", err)
 		}
-		ss.Transport = store.Transport(transport)
-		ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = utc(ss.CreatedAt), utc(ss.LastSeenAt), utc(ss.ExpiresAt)
-		sessions = append(sessions, ss)
+		sessions = append(sessions, *ss)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing sessions: %w", err)
@@ -129,4 +123,19 @@ func (s *Store) UserSessions(ctx context.Context, userID string) ([]store.Sessio
 // now, and returns how many went.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
 	return s.write(ctx, "deleting expired sessions", sqlDeleteExpiredSessions, now)
+}
+
+// scanSession reads a row of sessionColumns.
+func scanSession(row pgx.Row) (*store.Session, error) {
+	var (
+		ss        store.Session
+		transport string
+	)
+	if err := row.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &ss.CreatedAt, &ss.LastSeenAt,
+		&ss.ExpiresAt, &ss.UserAgent, &ss.IP); err != nil {
+		return nil, err
+	}
+	ss.Transport = store.Transport(transport)
+	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = utc(ss.CreatedAt), utc(ss.LastSeenAt), utc(ss.ExpiresAt)
+	return &ss, nil
 }

@@ -154,24 +154,29 @@ func (s *Store) NoteMailRequest(ctx context.Context, address string, limit store
 // TokenByDigest returns the token with that digest and purpose, used or
 // not, expired or not; store.ErrNotFound if none.
 func (s *Store) TokenByDigest(ctx context.Context, purpose store.Purpose, digest []byte) (*store.ActionToken, error) {
-	var (
-		tok    store.ActionToken
-		p      string
-		usedAt pgtype.Timestamptz
-	)
-	err := s.pool.QueryRow(ctx, sqlTokenByDigest, nonNil(digest), string(purpose)).Scan(
-		&tok.Digest, &tok.UserID, &p, &tok.Email, &tok.CreatedAt, &tok.ExpiresAt, &usedAt)
+	tok, err := scanToken(s.pool.QueryRow(ctx, sqlTokenByDigest, nonNil(digest), string(purpose)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("looking up token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
-	tok.Purpose = store.Purpose(p)
-	tok.CreatedAt, tok.ExpiresAt = utc(tok.CreatedAt), utc(tok.ExpiresAt)
-	if usedAt.Valid {
-		tok.UsedAt = utc(usedAt.Time)
+	return tok, nil
+}
+
+// scanToken reads a row of tokenColumns.
+func scanToken(row pgx.Row) (*store.ActionToken, error) {
+	var (
+		tok     store.ActionToken
+		purpose string
+		usedAt  pgtype.Timestamptz
+	)
+	if err := row.Scan(&tok.Digest, &tok.UserID, &purpose, &tok.Email, &tok.CreatedAt, &tok.ExpiresAt, &usedAt); err != nil {
+		return nil, err
 	}
+	tok.Purpose = store.Purpose(purpose)
+	tok.CreatedAt, tok.ExpiresAt = utc(tok.CreatedAt), utc(tok.ExpiresAt)
+	tok.UsedAt = optUTC(usedAt)
 	return &tok, nil
 }
 

@@ -111,51 +111,18 @@ func scanUserRecord(row scanner) (store.Record, error) {
 }
 
 func scanSessionRecord(row scanner) (store.Record, error) {
-	var (
-		ss                     store.Session
-		transport              string
-		created, seen, expires int64
-	)
-	if err := row.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &created, &seen, &expires,
-		&ss.UserAgent, &ss.IP); err != nil {
-		return store.Record{}, err
-	}
-	ss.Transport = store.Transport(transport)
-	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
-	return store.Record{Session: &ss}, nil
+	ss, err := scanSession(row)
+	return store.Record{Session: ss}, err
 }
 
 func scanTokenRecord(row scanner) (store.Record, error) {
-	var (
-		tok                      store.ActionToken
-		purpose                  string
-		created, expires, usedAt int64
-	)
-	if err := row.Scan(&tok.Digest, &tok.UserID, &purpose, &tok.Email, &created, &expires, &usedAt); err != nil {
-		return store.Record{}, err
-	}
-	tok.Purpose = store.Purpose(purpose)
-	tok.CreatedAt, tok.ExpiresAt = fromMicros(created), fromMicros(expires)
-	if usedAt != 0 {
-		tok.UsedAt = fromMicros(usedAt)
-	}
-	return store.Record{Token: &tok}, nil
+	tok, err := scanToken(row)
+	return store.Record{Token: tok}, err
 }
 
 func scanMessageRecord(row scanner) (store.Record, error) {
-	var (
-		m                      store.Message
-		created, next, expires int64
-	)
-	if err := row.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &m.Attempts, &next,
-		&m.LastError, &expires); err != nil {
-		return store.Record{}, err
-	}
-	m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
-	if expires != 0 {
-		m.ExpiresAt = fromMicros(expires)
-	}
-	return store.Record{Message: &m}, nil
+	m, err := scanMessage(row)
+	return store.Record{Message: m}, err
 }
 
 func scanMailLogRecord(row scanner) (store.Record, error) {

@@ -87,19 +87,11 @@ func claim(ctx context.Context, tx *sql.Tx, now, leaseUntil time.Time, n int) (_
 	defer func() { err = errors.Join(err, rows.Close()) }()
 	msgs := []store.Message{}
 	for rows.Next() {
-		var (
-			m                      store.Message
-			created, next, expires int64
-		)
-		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &m.Attempts, &next,
-			&m.LastError, &expires); err != nil {
+		m, err := scanMessage(rows)
+		if err != nil {
 			return nil, err
 		}
-		m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
-		if expires != 0 {
-			m.ExpiresAt = fromMicros(expires)
-		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, *m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -124,4 +116,21 @@ func optMicros(t time.Time) int64 {
 		return 0
 	}
 	return micros(t)
+}
+
+// scanMessage reads a row of messageColumns.
+func scanMessage(row scanner) (*store.Message, error) {
+	var (
+		m                      store.Message
+		created, next, expires int64
+	)
+	if err := row.Scan(&m.ID, &m.To, &m.Subject, &m.Text, &m.HTML, &created, &m.Attempts, &next,
+		&m.LastError, &expires); err != nil {
+		return nil, err
+	}
+	m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
+	if expires != 0 {
+		m.ExpiresAt = fromMicros(expires)
+	}
+	return &m, nil
 }

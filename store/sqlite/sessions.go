@@ -102,18 +102,11 @@ func (s *Store) UserSessions(ctx context.Context, userID string) (_ []store.Sess
 	defer func() { err = errors.Join(err, rows.Close()) }()
 	sessions := []store.Session{}
 	for rows.Next() {
-		var (
-			ss                     store.Session
-			transport              string
-			created, seen, expires int64
-		)
-		if err := rows.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &created, &seen, &expires,
-			&ss.UserAgent, &ss.IP); err != nil {
+		ss, err := scanSession(rows)
+		if err != nil {
 			return nil, fmt.Errorf("listing sessions: %w", err)
 		}
-		ss.Transport = store.Transport(transport)
-		ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
-		sessions = append(sessions, ss)
+		sessions = append(sessions, *ss)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing sessions: %w", err)
@@ -134,4 +127,20 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// scanSession reads a row of sessionColumns.
+func scanSession(row scanner) (*store.Session, error) {
+	var (
+		ss                     store.Session
+		transport              string
+		created, seen, expires int64
+	)
+	if err := row.Scan(&ss.ID, &ss.UserID, &ss.TokenDigest, &transport, &created, &seen, &expires,
+		&ss.UserAgent, &ss.IP); err != nil {
+		return nil, err
+	}
+	ss.Transport = store.Transport(transport)
+	ss.CreatedAt, ss.LastSeenAt, ss.ExpiresAt = fromMicros(created), fromMicros(seen), fromMicros(expires)
+	return &ss, nil
 }

@@ -146,20 +146,27 @@ func (s *Store) NoteMailRequest(ctx context.Context, address string, limit store
 // TokenByDigest returns the token with that digest and purpose, used or
 // not, expired or not; store.ErrNotFound if none.
 func (s *Store) TokenByDigest(ctx context.Context, purpose store.Purpose, digest []byte) (*store.ActionToken, error) {
-	var (
-		tok                      store.ActionToken
-		p                        string
-		created, expires, usedAt int64
-	)
-	err := s.readers.QueryRowContext(ctx, sqlTokenByDigest, nonNil(digest), string(purpose)).Scan(
-		&tok.Digest, &tok.UserID, &p, &tok.Email, &created, &expires, &usedAt)
+	tok, err := scanToken(s.readers.QueryRowContext(ctx, sqlTokenByDigest, nonNil(digest), string(purpose)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("looking up token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
-	tok.Purpose = store.Purpose(p)
+	return tok, nil
+}
+
+// scanToken reads a row of tokenColumns.
+func scanToken(row scanner) (*store.ActionToken, error) {
+	var (
+		tok                      store.ActionToken
+		purpose                  string
+		created, expires, usedAt int64
+	)
+	if err := row.Scan(&tok.Digest, &tok.UserID, &purpose, &tok.Email, &created, &expires, &usedAt); err != nil {
+		return nil, err
+	}
+	tok.Purpose = store.Purpose(purpose)
 	tok.CreatedAt, tok.ExpiresAt = fromMicros(created), fromMicros(expires)
 	if usedAt != 0 {
 		tok.UsedAt = fromMicros(usedAt)
